@@ -1,0 +1,97 @@
+"""A real PostgreSQL for the whole run: TRACKER_DATABASE_URL's server, else the embedded one.
+
+Each run creates a throwaway database, migrated once; each test starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from tracker import Tracker
+from tracker.store.embedded import start_embedded_postgres
+
+from .notifications import Signer
+
+MakeTracker = Callable[..., Tracker]
+TABLES = "events, quarantine, installation_view, connection_view, destination_view, projection_checkpoints"
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+async def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    configured = os.environ.get("TRACKER_DATABASE_URL")
+    if configured:
+        return configured
+    return await start_embedded_postgres(tmp_path_factory.mktemp("embedded-postgres"))
+
+
+@pytest.fixture(scope="session")
+async def database_url(server_url: str) -> AsyncIterator[str]:
+    name = f"tracker_test_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(server_url)
+    await admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield with_database(server_url, name)
+    finally:
+        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        await admin.close()
+
+
+@pytest.fixture
+async def make_tracker(database_url: str) -> AsyncIterator[Callable[..., Tracker]]:
+    """Build trackers on the test database, emptied first; closes them after the test."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        exists = await conn.fetchval("SELECT to_regclass('events') IS NOT NULL")
+        if exists:
+            await conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY")
+    finally:
+        await conn.close()
+    opened: list[Tracker] = []
+
+    def build(**kwargs: Any) -> Tracker:
+        kwargs.setdefault("database_url", database_url)
+        tracker = Tracker(data_dir=Path("unused"), **kwargs)
+        opened.append(tracker)
+        return tracker
+
+    yield build
+    for tracker in opened:
+        if hasattr(tracker, "pool") and not tracker.pool.is_closing():
+            await tracker.close()
+
+
+SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+@pytest.fixture
+async def tracker(make_tracker: Callable[..., Tracker]) -> Tracker:
+    """A started tracker that verifies signatures with SECRET and folds read models only when asked."""
+    started = make_tracker(webhook_secrets=(SECRET,), follow_projections=False)
+    await started.start()
+    return started
+
+
+@pytest.fixture
+async def client(tracker: Tracker) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    async with TestClient(TestServer(tracker.web_app())) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def signer() -> Signer:
+    return Signer(SECRET)

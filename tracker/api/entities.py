@@ -1,0 +1,79 @@
+"""Read routes for installations, connections and destinations: one entity, a filtered page, a timeline."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from tracker.api.keys import TRACKER
+from tracker.api.responses import error_response, json_response
+from tracker.store import views
+from tracker.store.views import BadCursorError, ViewTable
+
+routes = web.RouteTableDef()
+MAX_LIMIT = 1000
+
+
+async def _one(request: web.Request, table: ViewTable, name: str) -> web.Response:
+    key = request.match_info["key"]
+    doc = await request.app[TRACKER].views.get(table, key)
+    if doc is None:
+        return error_response(404, f"no {name} {key!r}")
+    return json_response(doc)
+
+
+async def _page(request: web.Request, table: ViewTable) -> web.Response:
+    query = dict(request.query)
+    cursor = query.pop("cursor", None)
+    try:
+        limit = int(query.pop("limit", "100"))
+    except ValueError:
+        return error_response(400, "limit must be an integer")
+    if not 1 <= limit <= MAX_LIMIT:
+        return error_response(400, f"limit must be between 1 and {MAX_LIMIT}")
+    unknown = sorted(set(query) - set(table.filters))
+    if unknown:
+        return error_response(400, f"unknown filter(s): {', '.join(unknown)}", filters=sorted(table.filters))
+    try:
+        page = await request.app[TRACKER].views.list(table, query, limit, cursor)
+    except BadCursorError as exc:
+        return error_response(400, str(exc))
+    return json_response({"items": page.items, "nextCursor": page.next_cursor})
+
+
+@routes.get("/v1/installations/{key}")
+async def installation(request: web.Request) -> web.Response:
+    return await _one(request, views.INSTALLATIONS, "installation")
+
+
+@routes.get("/v1/installations")
+async def installations(request: web.Request) -> web.Response:
+    return await _page(request, views.INSTALLATIONS)
+
+
+@routes.get("/v1/installations/{key}/events")
+async def installation_events(request: web.Request) -> web.Response:
+    key = request.match_info["key"]
+    events = await request.app[TRACKER].events(key)
+    if not events:
+        return error_response(404, f"no installation {key!r}")
+    return json_response({"items": events})
+
+
+@routes.get("/v1/connections/{key}")
+async def connection(request: web.Request) -> web.Response:
+    return await _one(request, views.CONNECTIONS, "connection")
+
+
+@routes.get("/v1/connections")
+async def connections(request: web.Request) -> web.Response:
+    return await _page(request, views.CONNECTIONS)
+
+
+@routes.get("/v1/destinations/{key}")
+async def destination(request: web.Request) -> web.Response:
+    return await _one(request, views.DESTINATIONS, "destination")
+
+
+@routes.get("/v1/destinations")
+async def destinations(request: web.Request) -> web.Response:
+    return await _page(request, views.DESTINATIONS)

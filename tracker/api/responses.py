@@ -1,0 +1,16 @@
+"""JSON bodies through orjson, and the one shape of every error the API returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json", headers=headers)
+
+
+def error_response(status: int, error: str, **detail: Any) -> web.Response:
+    return json_response({"error": error, **detail}, status=status)

@@ -1,0 +1,39 @@
+"""POST /webhooks/ampersand: the statuses Svix acts on (2xx done, 4xx give up, 5xx retry)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from tracker.api.keys import TRACKER
+from tracker.api.responses import error_response, json_response
+from tracker.ingest.parsing import NotJSONObjectError, SchemaError
+from tracker.ingest.signatures import SignatureError
+from tracker.store.errors import UNAVAILABLE_ERRORS, OverloadedError, StoreUnavailableError
+
+routes = web.RouteTableDef()
+RETRY_AFTER = {"Retry-After": "5"}
+
+
+@routes.post("/webhooks/ampersand")
+async def receive(request: web.Request) -> web.Response:
+    body = await request.read()  # over client_max_size: aiohttp answers 413
+    try:
+        appended = await request.app[TRACKER].webhook.receive(body, request.headers)
+    except SignatureError as exc:
+        return error_response(401, "signature verification failed", detail=str(exc))
+    except NotJSONObjectError as exc:
+        return error_response(400, "not a notification", detail=str(exc))
+    except SchemaError as exc:
+        return error_response(422, "notification does not match its schema", type=exc.notification_type, problems=exc.problems)
+    except OverloadedError:
+        return error_response(503, "too busy, retry later", headers=RETRY_AFTER)
+    except (StoreUnavailableError, *UNAVAILABLE_ERRORS):
+        return json_response({"error": "event log unavailable, retry later"}, status=503, headers=RETRY_AFTER)
+    return json_response(
+        {
+            "duplicate": appended.duplicate,
+            "position": appended.position,
+            "streamId": appended.stream_id,
+            "version": appended.version,
+        }
+    )

@@ -1,0 +1,151 @@
+"""Turn a webhook body or a Kinesis/NDJSON record into a validated notification, without I/O.
+
+The decoded `data` is kept exactly as received: the models only check it, so fields the spec does not
+know yet survive into the log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from tracker.models import KNOWN_TYPES, NOTIFICATION
+
+
+class NotJSONObjectError(ValueError):
+    """The input is not a notification at all: not JSON, not an object, or no type or data."""
+
+
+class SchemaError(ValueError):
+    """A known notification type whose data fails its schema."""
+
+    notification_type: str
+    problems: list[str]
+    """One line per problem, e.g. "data.installationId: Field required"; sent back to the sender."""
+
+    def __init__(self, notification_type: str, problems: list[str]) -> None:
+        msg = f"{notification_type} does not match its schema: {'; '.join(problems)}"
+        super().__init__(msg)
+        self.notification_type = notification_type
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A notification checked against its schema, ready to store."""
+
+    notification_type: str
+    data: dict[str, Any]
+    """The data object as decoded, not a model dump: what the log stores."""
+    recognized: bool
+    """False for a type outside KNOWN_TYPES: stored all the same, never rejected."""
+    metadata: dict[str, Any]
+    """Kinesis/Outpost metadata (event-id, topic, timestamp, ...) when the input had it, else {}."""
+
+
+def parse_webhook_body(body: bytes) -> Parsed:
+    """Parse a webhook body, `{"notificationType": ..., "data": {...}}`."""
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        msg = f"body is not valid JSON: {exc}"
+        raise NotJSONObjectError(msg) from None
+    if not isinstance(obj, dict):
+        msg = f"body must be a JSON object, got {_json_kind(obj)}"
+        raise NotJSONObjectError(msg)
+    return _parse_webhook_shape(obj, where="body")
+
+
+def parse_object(obj: object) -> Parsed:
+    """Parse a decoded JSON value in the webhook shape or the Kinesis/Outpost `{"metadata", "data"}` shape.
+
+    A top-level `notificationType` marks the webhook shape; otherwise the type is read from
+    `metadata.notificationType`, then `metadata.topic` (where Outpost puts it is not documented).
+    """
+    if not isinstance(obj, dict):
+        msg = f"a notification must be a JSON object, got {_json_kind(obj)}"
+        raise NotJSONObjectError(msg)
+    if "notificationType" in obj:
+        return _parse_webhook_shape(obj, where="object")
+    if "metadata" not in obj:
+        msg = (
+            "object has neither notificationType nor metadata; expected"
+            ' {"notificationType": ..., "data": {...}} or {"metadata": {...}, "data": {...}}'
+        )
+        raise NotJSONObjectError(msg)
+    metadata = obj["metadata"]
+    if not isinstance(metadata, dict):
+        msg = f"metadata must be a JSON object, got {_json_kind(metadata)}"
+        raise NotJSONObjectError(msg)
+    notification_type = _type_from_metadata(metadata)
+    if "data" not in obj:
+        msg = "record has no data"
+        raise NotJSONObjectError(msg)
+    return parse_data(notification_type, obj["data"], metadata)
+
+
+def parse_data(notification_type: str, data: object, metadata: dict[str, Any] | None = None) -> Parsed:
+    """Validate `data` for a type known from outside, as for a bare Kinesis data object.
+
+    `data` that is not an object is a SchemaError (422) for a known type, whose schema it fails; for an
+    unknown type there is no schema to fail, so it is a NotJSONObjectError (400): every notification
+    carries an object.
+    """
+    recognized = notification_type in KNOWN_TYPES
+    if not isinstance(data, dict):
+        if recognized:
+            raise SchemaError(notification_type, [f"data: must be a JSON object, got {_json_kind(data)}"])
+        msg = f"data must be a JSON object, got {_json_kind(data)}"
+        raise NotJSONObjectError(msg)
+    try:
+        NOTIFICATION.validate_python({"notificationType": notification_type, "data": data})
+    except ValidationError as exc:
+        raise SchemaError(notification_type, _problems(exc)) from None
+    return Parsed(notification_type, data, recognized, {} if metadata is None else metadata)
+
+
+def _parse_webhook_shape(obj: dict[str, Any], where: str) -> Parsed:
+    missing = [key for key in ("notificationType", "data") if key not in obj]
+    if missing:
+        expected = '{"notificationType": ..., "data": {...}}'
+        msg = f"{where} lacks {' and '.join(missing)}; expected {expected}"
+        raise NotJSONObjectError(msg)
+    notification_type = obj["notificationType"]
+    if not isinstance(notification_type, str) or not notification_type:
+        msg = f"notificationType must be a non-empty string, got {_json_kind(notification_type)}"
+        raise NotJSONObjectError(msg)
+    return parse_data(notification_type, obj["data"])
+
+
+def _type_from_metadata(metadata: dict[str, Any]) -> str:
+    for key in ("notificationType", "topic"):
+        value = metadata.get(key)
+        if isinstance(value, str) and value:
+            return value
+    msg = "no notification type in metadata.notificationType or metadata.topic"
+    raise NotJSONObjectError(msg)
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    # The first loc item is the union tag (the type itself), which the sender did not write.
+    return [".".join(str(part) for part in error["loc"][1:]) + ": " + error["msg"] for error in exc.errors()]
+
+
+def _json_kind(value: object) -> str:
+    match value:
+        case None:
+            return "null"
+        case bool():
+            return "a boolean"
+        case int() | float():
+            return "a number"
+        case str():
+            return "a string"
+        case list():
+            return "an array"
+        case dict():
+            return "an object"
+    return type(value).__name__

@@ -1,0 +1,48 @@
+"""Svix signature checks, by the Standard Webhooks library that Svix's own verifier wraps."""
+
+from __future__ import annotations
+
+import binascii
+from collections.abc import Mapping
+
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+_HEADERS = ("id", "timestamp", "signature")
+
+
+class SignatureError(Exception):
+    """The delivery is not signed by any configured secret (or is more than 5 minutes off)."""
+
+
+def delivery_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Svix sends `svix-*`; Standard Webhooks senders `webhook-*`. Either names the same three values."""
+    found = {}
+    for name in _HEADERS:
+        value = headers.get(f"svix-{name}") or headers.get(f"webhook-{name}")
+        if value:
+            found[f"webhook-{name}"] = value
+    return found
+
+
+class SignatureVerifier:
+    """Accepts a delivery signed by any of the secrets, so a secret can be rotated without downtime."""
+
+    def __init__(self, secrets: tuple[str, ...]) -> None:
+        self._verifiers = [Webhook(secret) for secret in secrets]
+
+    def verify(self, body: bytes, headers: Mapping[str, str]) -> None:
+        signed = delivery_headers(headers)
+        if len(signed) < len(_HEADERS):
+            msg = "missing signature headers (svix-id, svix-timestamp, svix-signature)"
+            raise SignatureError(msg)
+        problem = "no secret matches the signature"
+        for verifier in self._verifiers:
+            try:
+                verifier.verify(body, signed, json_parse=False)
+            except WebhookVerificationError as exc:
+                problem = str(exc)
+            except (ValueError, binascii.Error):  # a malformed signature list
+                problem = "malformed svix-signature header"
+            else:
+                return
+        raise SignatureError(problem)

@@ -1,0 +1,37 @@
+"""Configuration from the environment (the public contract's TRACKER_* variables)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str | None = None
+    """PostgreSQL URL; None starts the embedded server under `data_dir`."""
+    data_dir: Path = Path(".tracker")
+    webhook_secrets: tuple[str, ...] = ()
+    """Svix signing secrets (`whsec_...`); several during a rotation. Empty: signatures are not checked."""
+    api_token: str | None = field(default=None, repr=False)
+    kinesis_streams: tuple[str, ...] = ()
+    host: str = "127.0.0.1"
+    port: int = 8080
+    insecure_no_verify: bool = False
+    """Accept unsigned deliveries on a non-loopback address (never the default)."""
+    pool_size: int = 10
+    batch_size: int = 1000
+    """Most notifications one group commit writes in one transaction."""
+    projection_batch_size: int = 5000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        return cls(
+            database_url=env.get("TRACKER_DATABASE_URL") or None,
+            data_dir=Path(env.get("TRACKER_DATA_DIR") or ".tracker"),
+            webhook_secrets=tuple(env.get("TRACKER_WEBHOOK_SECRET", "").split()),
+            api_token=env.get("TRACKER_API_TOKEN") or None,
+            kinesis_streams=tuple(s.strip() for s in env.get("TRACKER_KINESIS_STREAMS", "").split(",") if s.strip()),
+        )

