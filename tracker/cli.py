@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import ipaddress
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -56,8 +57,11 @@ async def serve(settings: Settings) -> None:
         await site.start()
         log.info("tracker listening on http://%s:%d (database: %s)", settings.host, settings.port,
                  "external" if settings.database_url else f"embedded in {settings.data_dir}")
+        stopping = asyncio.Event()
+        for signal_number in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(signal_number, stopping.set)
         try:
-            await asyncio.Event().wait()
+            await stopping.wait()  # a clean stop: finish requests, commit what is queued, stop PostgreSQL
         finally:
             await runner.cleanup()
 

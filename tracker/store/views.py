@@ -48,16 +48,22 @@ class Page:
     next_cursor: str | None
 
 
+_CURSOR_PREFIX = "after:"
+
+
 def encode_cursor(key: str) -> str:
-    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{key}".encode()).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        decoded = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
     except (ValueError, UnicodeDecodeError):
+        decoded = ""
+    if not decoded.startswith(_CURSOR_PREFIX):
         msg = "cursor is not one this API returned"
-        raise BadCursorError(msg) from None
+        raise BadCursorError(msg)
+    return decoded.removeprefix(_CURSOR_PREFIX)
 
 
 class Views:

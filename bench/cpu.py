@@ -1,0 +1,66 @@
+"""CPU seconds spent by the server under test and by PostgreSQL, read from outside with psutil.
+
+With two cores shared by generator, server and database, CPU per notification says more about
+where the time goes than throughput alone.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+import psutil
+
+
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+class CpuMeter:
+    """CPU used by a process, and optionally by every process of a local PostgreSQL cluster."""
+
+    def __init__(self, pid: int, postmaster: int | None) -> None:
+        self._process = psutil.Process(pid)
+        self._postmaster = psutil.Process(postmaster) if postmaster is not None else None
+        self._server_start = 0.0
+        self._cluster_start: dict[int, float] = {}
+
+    def start(self) -> None:
+        self._server_start = _cpu(self._process)
+        self._cluster_start = self._cluster()
+
+    def stop(self) -> tuple[float, float | None]:
+        """CPU seconds since `start` of the server, and of the cluster (None if it is not visible).
+
+        A backend that exited in between loses its seconds: pools keep theirs open, so few do.
+        """
+        server = _cpu(self._process) - self._server_start
+        if self._postmaster is None:
+            return server, None
+        now = self._cluster()
+        return server, sum(seconds - self._cluster_start.get(pid, 0.0) for pid, seconds in now.items())
+
+    def _cluster(self) -> dict[int, float]:
+        if self._postmaster is None:
+            return {}
+        found: dict[int, float] = {}
+        for process in [self._postmaster, *self._postmaster.children()]:
+            try:
+                found[process.pid] = _cpu(process)
+            except psutil.Error:
+                continue  # exited or not ours to read
+        return found
+
+
+async def find_postmaster(url: str) -> int | None:
+    """The PostgreSQL server's main pid when it runs on this machine and we may read it, else None."""
+    conn = await asyncpg.connect(url)
+    try:
+        backend = int(await conn.fetchval("SELECT pg_backend_pid()"))
+        parent = psutil.Process(backend).parent()  # while the backend lives
+    except psutil.Error:
+        return None
+    finally:
+        await conn.close()
+    if parent is None or "postgres" not in parent.name():
+        return None
+    return parent.pid

@@ -1,0 +1,33 @@
+"""Summaries of repeated measurements: the median with its range, and latency percentiles."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Spread:
+    """The median of repetitions, with min and max so noise on a shared machine shows."""
+
+    median: float
+    low: float
+    high: float
+    count: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        if not values:
+            msg = "no measurements to summarise"
+            raise ValueError(msg)
+        return cls(statistics.median(values), min(values), max(values), len(values))
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float:
+    """The nearest-rank percentile of already sorted values (p99 of 2,000 is the 1,980th)."""
+    if not sorted_values:
+        msg = "no values"
+        raise ValueError(msg)
+    rank = max(1, round(fraction * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]

@@ -1,0 +1,110 @@
+"""The `tracker` command in a real process: serve (embedded PostgreSQL and external), migrate, import,
+rebuild, status, and the refusal to listen publicly without a secret."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+from .notifications import config, installation_event, new_id
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def run(*args: str, env: dict[str, str], timeout: float = 120) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tracker", *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(process.communicate(), timeout)
+    return process.returncode or 0, output.decode()
+
+
+def environment(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
+    return {**env, **extra}
+
+
+async def serve_and_post(env: dict[str, str]) -> None:
+    """Start `tracker serve`, post one unsigned notification from loopback, read it back, stop with SIGTERM."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tracker", "serve", "--port", str(port), env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    installation_id = new_id("inst")
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(600):  # up to 60 s: the embedded server's first start runs initdb
+                try:
+                    async with session.get(f"{base}/v1/status") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.1)
+            payload = installation_event("installation.created", installation_id, config=config())
+            async with session.post(f"{base}/webhooks/ampersand", data=orjson.dumps(payload)) as response:
+                assert response.status == 200
+                assert (await response.json())["duplicate"] is False
+            for _ in range(100):
+                async with session.get(f"{base}/v1/installations/{installation_id}") as response:
+                    if response.status == 200:
+                        assert (await response.json())["configVersion"] == 1
+                        break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the installation never became visible")
+    finally:
+        process.terminate()
+        output, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, output.decode()
+    assert "signatures are NOT checked" in output.decode()
+
+
+async def test_serve_on_the_embedded_postgres_by_default(tmp_path: Path) -> None:
+    await serve_and_post(environment(TRACKER_DATA_DIR=str(tmp_path / "data")))
+    assert (tmp_path / "data" / "pgdata" / "PG_VERSION").exists()
+
+
+async def test_serve_migrate_import_rebuild_status_on_a_database_url(database_url: str, tmp_path: Path) -> None:
+    env = environment(TRACKER_DATABASE_URL=database_url)
+    code, output = await run("migrate", env=env)
+    assert code == 0, output
+    await serve_and_post(env)
+    installation_id = new_id("inst")
+    lines = [installation_event("installation.created", installation_id, config=config()),
+             installation_event("read.backfill.done", installation_id, objectName="account")]  # fmt: skip
+    path = tmp_path / "in.ndjson"
+    path.write_bytes(b"\n".join(orjson.dumps(line) for line in lines) + b"\n")
+
+    code, output = await run("import", str(path), env=env)
+    assert code == 0, output
+    assert "2 lines: 2 appended, 0 duplicates, 0 quarantined" in output
+
+    code, output = await run("rebuild", "installations", env=env)
+    assert code == 0, output
+    assert "installations:" in output
+
+    code, output = await run("status", env=env)
+    assert code == 0, output
+    status = orjson.loads(output[output.index("{"):])
+    assert status["events"] >= 3
+    assert {p["name"] for p in status["projections"]} == {"installations", "connections", "destinations"}
+
+
+async def test_serve_refuses_a_public_address_without_a_secret(database_url: str) -> None:
+    code, output = await run("serve", "--host", "0.0.0.0", "--port", str(free_port()),
+                             env=environment(TRACKER_DATABASE_URL=database_url), timeout=60)  # fmt: skip
+    assert code != 0
+    assert "refusing to listen on 0.0.0.0 without TRACKER_WEBHOOK_SECRET" in output
