@@ -35,7 +35,9 @@ def evolve(view: DestinationView | None, event: Recorded) -> DestinationView | N
         return view
     data = event.data
     if view is None:
-        view = DestinationView(data["destinationId"], event.version, event.position, event.received_at, event.received_at)
+        view = DestinationView(
+            data["destinationId"], event.version, event.position, event.received_at, event.received_at
+        )
     return replace(
         view,
         version=event.version,

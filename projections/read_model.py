@@ -17,7 +17,7 @@ CAMEL_CASE = ConfigDict(alias_generator=to_camel, validate_by_name=True, validat
 View = TypeVar("View")
 
 
-def identity(data: dict[str, Any], fields: tuple[tuple[str, str], ...]) -> dict[str, str]:
+def identity(data: dict[str, Any], fields: tuple[tuple[str, str], ...]) -> dict[str, Any]:
     """The view fields (snake_case) that the notification data names (camelCase) as strings."""
     return {name: data[key] for name, key in fields if isinstance(data.get(key), str)}
 

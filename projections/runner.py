@@ -17,8 +17,8 @@ from typing import Any, Generic
 import asyncpg
 
 from projections.read_model import ReadModel, View
-from tracker.store.database import Pool
-from tracker.store.event_log import NOTIFY_CHANNEL, Recorded
+from tracker.store.database import Connection, Pool
+from tracker.store.event_log import Recorded
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class ProjectionRunner(Generic[View]):
             )
             return len(events)
 
-    async def _fold(self, conn: asyncpg.Connection, events: list[Recorded]) -> None:
+    async def _fold(self, conn: Connection, events: list[Recorded]) -> None:
         by_key: defaultdict[str, list[Recorded]] = defaultdict(list)
         for event in events:
             by_key[self.model.key_of(event)].append(event)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg

@@ -15,7 +15,9 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(6)}"
 
 
-def installation_fields(installation_id: str, connection_id: str = "conn-1", project_id: str = "proj-1") -> dict[str, str]:
+def installation_fields(
+    installation_id: str, connection_id: str = "conn-1", project_id: str = "proj-1"
+) -> dict[str, str]:
     return {
         "projectId": project_id,
         "provider": "salesforce",
@@ -46,7 +48,7 @@ def notification(notification_type: str, **data: Any) -> dict[str, Any]:
 
 
 def installation_event(notification_type: str, installation_id: str, **extra: Any) -> dict[str, Any]:
-    return notification(notification_type, **installation_fields(installation_id), **extra)
+    return notification(notification_type, **{**installation_fields(installation_id), **extra})
 
 
 def config(objects: tuple[str, ...] = ("account",), destination: str = "main-webhook") -> dict[str, Any]:

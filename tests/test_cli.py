@@ -98,7 +98,7 @@ async def test_serve_migrate_import_rebuild_status_on_a_database_url(database_ur
 
     code, output = await run("status", env=env)
     assert code == 0, output
-    status = orjson.loads(output[output.index("{"):])
+    status = orjson.loads(output[output.index("{") :])
     assert status["events"] >= 3
     assert {p["name"] for p in status["projections"]} == {"installations", "connections", "destinations"}
 

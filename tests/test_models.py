@@ -161,9 +161,7 @@ def test_each_oneof_needs_one_of_its_fields(notification_type: str, group: tuple
     ("notification_type", "group"),
     [(t, group) for t in sorted(DATA_SCHEMAS) for group in DATA_SCHEMAS[t].one_ofs],
 )
-def test_each_oneof_accepts_both_fields_unlike_the_spec(
-    notification_type: str, group: tuple[str, ...]
-) -> None:
+def test_each_oneof_accepts_both_fields_unlike_the_spec(notification_type: str, group: tuple[str, ...]) -> None:
     # The docs send an empty config next to configURL when the config is too large.
     inline, url = group
     data = FIRST_EXAMPLE[notification_type] | {inline: {}, url: SIGNED_URL}

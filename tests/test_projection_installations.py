@@ -125,9 +125,7 @@ def test_writes_count_operations_failures_records_and_keep_the_last_errors() -> 
 
 def test_only_the_last_ten_write_errors_are_kept() -> None:
     stream = InstallationStream()
-    events = [
-        stream.event("write.async.done", objectName="c", success=False, errors=[f"e{i}"]) for i in range(12)
-    ]
+    events = [stream.event("write.async.done", objectName="c", success=False, errors=[f"e{i}"]) for i in range(12)]
     view = replay(events)
     assert view is not None
     assert view.objects["c"].writes.last_errors == tuple(f"e{i}" for i in range(2, 12))
@@ -168,10 +166,27 @@ def test_the_document_is_camel_case_with_the_contract_fields_and_round_trips() -
     ])  # fmt: skip
     assert view is not None
     doc = INSTALLATIONS.to_document(view)
-    for field in ("installationId", "projectId", "provider", "integrationId", "integrationName", "groupRef",
-                  "groupName", "consumerRef", "consumerName", "connectionId", "deleted", "config", "configVersion"):
+    for field in (
+        "installationId",
+        "projectId",
+        "provider",
+        "integrationId",
+        "integrationName",
+        "groupRef",
+        "groupName",
+        "consumerRef",
+        "consumerName",
+        "connectionId",
+        "deleted",
+        "config",
+        "configVersion",
+    ):
         assert field in doc, field
-    assert doc["readSchedule"] == {"paused": True, "error": "Authentication failed", "pausedAt": doc["readSchedule"]["pausedAt"]}
+    assert doc["readSchedule"] == {
+        "paused": True,
+        "error": "Authentication failed",
+        "pausedAt": doc["readSchedule"]["pausedAt"],
+    }
     account = doc["objects"]["account"]
     assert account["lastTriggeredRead"]["status"] == "done"
     assert account["lastTriggeredRead"]["fromTimestamp"] == "a"
@@ -179,14 +194,19 @@ def test_the_document_is_camel_case_with_the_contract_fields_and_round_trips() -
     assert INSTALLATIONS.from_document(doc) == view
 
 
-HISTORY = (lambda s: [
-    s.event("installation.created", config=config()),
-    s.event("read.schedule.paused", config=config(), error="Authentication failed"),
-    s.event("read.triggered.done", objectName="account", untilTimestamp="2026-11-02T00:00:00Z"),
-    s.event("write.async.done", objectName="account", success=False, errors=["x"]),
-    s.event("read.backfill.done", objectName="account"),
-    s.event("installation.updated", config=config(("contact",)), lastConfig=config()),
-])(InstallationStream())  # fmt: skip
+def _history() -> list[Recorded]:
+    s = InstallationStream()
+    return [
+        s.event("installation.created", config=config()),
+        s.event("read.schedule.paused", config=config(), error="Authentication failed"),
+        s.event("read.triggered.done", objectName="account", untilTimestamp="2026-11-02T00:00:00Z"),
+        s.event("write.async.done", objectName="account", success=False, errors=["x"]),
+        s.event("read.backfill.done", objectName="account"),
+        s.event("installation.updated", config=config(("contact",)), lastConfig=config()),
+    ]
+
+
+HISTORY = _history()
 
 
 @given(st.lists(st.sampled_from(HISTORY)))

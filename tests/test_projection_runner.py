@@ -12,13 +12,12 @@ import orjson
 import pytest
 from eventsourcing.application import project_aggregate
 
-from projections.runner import ProjectionRunner
 from projections.installations import INSTALLATIONS
+from projections.runner import ProjectionRunner
 from tracker import Tracker
-from tracker.domain import Installation
+from tracker.domain import Installation, route
 from tracker.ingest.parsing import parse_object
 from tracker.ingest.pipeline import Delivery
-from tracker.domain import route
 from tracker.store.event_log import NewEvent
 
 from .conftest import MakeTracker
@@ -31,9 +30,10 @@ VIEW_TABLES = ("installation_view", "connection_view", "destination_view")
 def story(installation_id: str, connection_id: str) -> list[dict[str, Any]]:
     """A realistic life of one installation and its connection, out of order in places."""
     conn = connection_fields(connection_id)
-    event = lambda kind, **extra: installation_event(kind, installation_id, **extra) | {  # noqa: E731
-        "data": {**installation_event(kind, installation_id, **extra)["data"], "connectionId": connection_id}
-    }
+
+    def event(kind: str, **extra: Any) -> dict[str, Any]:
+        return installation_event(kind, installation_id, connectionId=connection_id, **extra)
+
     return [
         event("read.backfill.done", objectName="account"),  # arrives before the creation
         event("installation.created", config=config()),
@@ -46,8 +46,11 @@ def story(installation_id: str, connection_id: str) -> list[dict[str, Any]]:
         event("installation.updated", config=config(("account", "contact")), lastConfig=config()),
         notification(
             "destination.webhook.disabled",
-            projectId="proj-1", destinationId=f"dest-{installation_id}", destinationName="main-webhook", url="https://x",
-        ),  # fmt: skip
+            projectId="proj-1",
+            destinationId=f"dest-{installation_id}",
+            destinationName="main-webhook",
+            url="https://x",
+        ),
     ]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -102,8 +104,6 @@ async def test_status_counts_events_quarantine_and_projection_lag(client: Client
 
 
 async def test_with_an_api_token_every_v1_route_needs_it(make_tracker: MakeTracker) -> None:
-    from dataclasses import replace
-
     tracker = make_tracker(follow_projections=False)
     tracker.settings = replace(tracker.settings, api_token="s3cret-token")
     await tracker.start()

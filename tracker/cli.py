@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import signal
@@ -55,8 +56,12 @@ async def serve(settings: Settings) -> None:
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
-        log.info("tracker listening on http://%s:%d (database: %s)", settings.host, settings.port,
-                 "external" if settings.database_url else f"embedded in {settings.data_dir}")
+        log.info(
+            "tracker listening on http://%s:%d (database: %s)",
+            settings.host,
+            settings.port,
+            "external" if settings.database_url else f"embedded in {settings.data_dir}",
+        )
         stopping = asyncio.Event()
         for signal_number in (signal.SIGTERM, signal.SIGINT):
             asyncio.get_running_loop().add_signal_handler(signal_number, stopping.set)
@@ -100,8 +105,9 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd = commands.add_parser("serve", help="run the webhook, the projections and the API")
     serve_cmd.add_argument("--host", default="127.0.0.1")
     serve_cmd.add_argument("--port", type=int, default=8080)
-    serve_cmd.add_argument("--insecure-no-verify", action="store_true",
-                           help="accept unsigned webhooks on a non-loopback address")
+    serve_cmd.add_argument(
+        "--insecure-no-verify", action="store_true", help="accept unsigned webhooks on a non-loopback address"
+    )
     commands.add_parser("migrate", help="apply the sql/ migrations")
     rebuild_cmd = commands.add_parser("rebuild", help="empty read models and replay the log into them")
     rebuild_cmd.add_argument("names", nargs="*", help="read models (default: all)")
@@ -126,7 +132,5 @@ def main(argv: Sequence[str] | None = None) -> None:
         work = import_file(settings, args.file)
     else:
         work = status(settings)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(work)
-    except KeyboardInterrupt:
-        pass

@@ -1,8 +1,8 @@
 """`Tracker`: the composition root, for `tracker serve` and for applications that embed the tracker.
 
-    async with Tracker(database_url=...) as tracker:
-        await tracker.ingest({"notificationType": "installation.created", "data": {...}})
-        app.add_subapp("/tracker/", tracker.web_app())
+async with Tracker(database_url=...) as tracker:
+    await tracker.ingest({"notificationType": "installation.created", "data": {...}})
+    app.add_subapp("/tracker/", tracker.web_app())
 """
 
 from __future__ import annotations
@@ -89,7 +89,9 @@ class Tracker:
         self._pipeline = Pipeline(self._commit)
         verifier = SignatureVerifier(self.settings.webhook_secrets) if self.settings.webhook_secrets else None
         self.webhook = WebhookReceiver(self._pipeline, self.quarantine, verifier)
-        self.runners = [ProjectionRunner(self.pool, model, self.settings.projection_batch_size) for model in READ_MODELS]
+        self.runners = [
+            ProjectionRunner(self.pool, model, self.settings.projection_batch_size) for model in READ_MODELS
+        ]
         if self._follow:
             await self._follow_log()
 
@@ -97,9 +99,13 @@ class Tracker:
         """One runner task per read model, woken by NOTIFY on a dedicated connection (and by polling)."""
         self._listener = await connect(self.database_url)
         self._wake = [asyncio.Event() for _ in self.runners]
-        await self._listener.add_listener(NOTIFY_CHANNEL, lambda *_: [wake.set() for wake in self._wake])
+        await self._listener.add_listener(NOTIFY_CHANNEL, self._wake_runners)
         for runner, wake in zip(self.runners, self._wake, strict=True):
             self._tasks.append(asyncio.create_task(runner.run_forever(wake), name=f"projection-{runner.model.name}"))
+
+    def _wake_runners(self, *_: object) -> None:
+        for wake in self._wake:
+            wake.set()
 
     async def close(self) -> None:
         await self._commit.stop()
@@ -168,7 +174,8 @@ class Tracker:
         chosen = [r for r in self.runners if names is None or r.model.name in names]
         unknown = set(names or ()) - {r.model.name for r in chosen}
         if unknown:
-            msg = f"unknown read model(s): {', '.join(sorted(unknown))}; known: {', '.join(r.model.name for r in self.runners)}"
+            known = ", ".join(r.model.name for r in self.runners)
+            msg = f"unknown read model(s): {', '.join(sorted(unknown))}; known: {known}"
             raise ValueError(msg)
         folded = {}
         for runner in chosen:
@@ -182,7 +189,9 @@ class Tracker:
         projections = []
         for runner in self.runners:
             position = checkpoints.get(runner.model.name, 0)
-            projections.append({"name": runner.model.name, "position": position, "lag": await self.log.count_after(position)})
+            projections.append(
+                {"name": runner.model.name, "position": position, "lag": await self.log.count_after(position)}
+            )
         return {
             "events": await self.log.count(),
             "head": head,

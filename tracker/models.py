@@ -66,9 +66,7 @@ class LastConfigFields(Wire):
     @model_validator(mode="after")
     def _require_last_config_or_url(self) -> Self:
         if self.last_config is None and self.last_config_url is None:
-            raise PydanticCustomError(
-                "last_config_missing", "needs lastConfig or lastConfigURL (at least one)"
-            )
+            raise PydanticCustomError("last_config_missing", "needs lastConfig or lastConfigURL (at least one)")
         return self
 
 

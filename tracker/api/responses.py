@@ -12,5 +12,5 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json", headers=headers)
 
 
-def error_response(status: int, error: str, **detail: Any) -> web.Response:
-    return json_response({"error": error, **detail}, status=status)
+def error_response(status: int, error: str, headers: dict[str, str] | None = None, **detail: Any) -> web.Response:
+    return json_response({"error": error, **detail}, status=status, headers=headers)

@@ -8,7 +8,7 @@ from tracker.api.keys import TRACKER
 from tracker.api.responses import error_response, json_response
 from tracker.ingest.parsing import NotJSONObjectError, SchemaError
 from tracker.ingest.signatures import SignatureError
-from tracker.store.errors import UNAVAILABLE_ERRORS, OverloadedError, StoreUnavailableError
+from tracker.store.errors import OverloadedError, StoreUnavailableError
 
 routes = web.RouteTableDef()
 RETRY_AFTER = {"Retry-After": "5"}
@@ -24,11 +24,13 @@ async def receive(request: web.Request) -> web.Response:
     except NotJSONObjectError as exc:
         return error_response(400, "not a notification", detail=str(exc))
     except SchemaError as exc:
-        return error_response(422, "notification does not match its schema", type=exc.notification_type, problems=exc.problems)
+        return error_response(
+            422, "notification does not match its schema", type=exc.notification_type, problems=exc.problems
+        )
     except OverloadedError:
         return error_response(503, "too busy, retry later", headers=RETRY_AFTER)
-    except (StoreUnavailableError, *UNAVAILABLE_ERRORS):
-        return json_response({"error": "event log unavailable, retry later"}, status=503, headers=RETRY_AFTER)
+    except StoreUnavailableError:
+        return error_response(503, "event log unavailable, retry later", headers=RETRY_AFTER)
     return json_response(
         {
             "duplicate": appended.duplicate,

@@ -42,6 +42,12 @@ class TrackerEvent(CanMutateAggregate[str], metaclass=MetaDomainEvent):
         return super().mutate(aggregate)
 
 
+class UnrecognizedEvent(TrackerEvent):
+    """A notification of a type this tracker does not know yet: kept, shown in timelines, not projected."""
+
+    notification_type: str
+
+
 class TrackerAggregate(BaseAggregate[str]):
     """An entity whose state the library reconstitutes from its stream."""
 

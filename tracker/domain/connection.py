@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracker.domain.base import TrackerAggregate, TrackerEvent
+from tracker.domain.base import TrackerAggregate, TrackerEvent, UnrecognizedEvent
 
 
 class Connection(TrackerAggregate):
@@ -59,6 +59,5 @@ class Failed(ConnectionEvent):
         aggregate.errors = list(self.data.get("errors") or self.data.get("error") or [])
 
 
-class Unrecognized(ConnectionEvent):
+class Unrecognized(ConnectionEvent, UnrecognizedEvent):
     TOPIC = "tracker.connection.unrecognized"
-    notification_type: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracker.domain.base import TrackerAggregate, TrackerEvent
+from tracker.domain.base import TrackerAggregate, TrackerEvent, UnrecognizedEvent
 
 
 class Destination(TrackerAggregate):
@@ -32,6 +32,5 @@ class WebhookDisabled(DestinationEvent):
         aggregate.disabled = True
 
 
-class Unrecognized(DestinationEvent):
+class Unrecognized(DestinationEvent, UnrecognizedEvent):
     TOPIC = "tracker.destination.unrecognized"
-    notification_type: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracker.domain.base import TrackerAggregate, TrackerEvent
+from tracker.domain.base import TrackerAggregate, TrackerEvent, UnrecognizedEvent
 
 
 class Installation(TrackerAggregate):
@@ -93,8 +93,5 @@ class SubscribeFailed(InstallationEvent):
     NOTIFICATION_TYPE = "subscribe.create.error"
 
 
-class Unrecognized(InstallationEvent):
-    """A notification type this tracker does not know yet, kept in the installation's timeline."""
-
+class Unrecognized(InstallationEvent, UnrecognizedEvent):
     TOPIC = "tracker.installation.unrecognized"
-    notification_type: str

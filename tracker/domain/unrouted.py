@@ -6,7 +6,7 @@ newer tracker can replay them.
 
 from __future__ import annotations
 
-from tracker.domain.base import TrackerAggregate, TrackerEvent
+from tracker.domain.base import TrackerAggregate, UnrecognizedEvent
 
 
 class Unrouted(TrackerAggregate):
@@ -14,7 +14,6 @@ class Unrouted(TrackerAggregate):
     STREAM_PREFIX = "unrecognized"
 
 
-class Unrecognized(TrackerEvent):
+class Unrecognized(UnrecognizedEvent):
     AGGREGATE = Unrouted
     TOPIC = "tracker.unrouted.unrecognized"
-    notification_type: str

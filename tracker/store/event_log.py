@@ -10,9 +10,9 @@ from typing import Any
 import asyncpg
 from eventsourcing.persistence import Mapper, StoredEvent
 
-from tracker.domain.base import TrackerEvent
-from tracker.store.database import Pool
-from tracker.store.errors import UNAVAILABLE_ERRORS, StoreUnavailableError
+from tracker.domain.base import TrackerEvent, UnrecognizedEvent
+from tracker.store.database import Connection, Pool
+from tracker.store.errors import UnavailableGuard
 
 NOTIFY_CHANNEL = "tracker_events"
 _APPEND_LOCK = 0x7472_6163_6B02
@@ -39,7 +39,7 @@ class NewEvent:
             "timestamp": self.received_at,
             "data": self.data,
         }
-        if "notification_type" in self.event_class.__dataclass_fields__:
+        if issubclass(self.event_class, UnrecognizedEvent):
             fields["notification_type"] = self.notification_type
         return self.event_class(**fields)
 
@@ -79,14 +79,11 @@ class EventLog:
 
     async def append(self, batch: Sequence[NewEvent]) -> list[Appended]:
         """Append the batch in one transaction; events whose dedupe key is known come back as duplicates."""
-        try:
+        with UnavailableGuard("event log"):
             async with self._pool.acquire() as conn, conn.transaction():
                 return await self._append(conn, batch)
-        except UNAVAILABLE_ERRORS as exc:
-            msg = f"event log unavailable: {type(exc).__name__}"
-            raise StoreUnavailableError(msg) from exc
 
-    async def _append(self, conn: asyncpg.Connection, batch: Sequence[NewEvent]) -> list[Appended]:
+    async def _append(self, conn: Connection, batch: Sequence[NewEvent]) -> list[Appended]:
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
         keys = [event.dedupe_key for event in batch]
         known: dict[str, Appended] = {
@@ -110,7 +107,7 @@ class EventLog:
             seen.add(key)
         return result
 
-    async def _insert(self, conn: asyncpg.Connection, events: list[NewEvent]) -> dict[str, Appended]:
+    async def _insert(self, conn: Connection, events: list[NewEvent]) -> dict[str, Appended]:
         streams = list({event.stream_id for event in events})
         heads: dict[str, int] = {
             row["stream_id"]: row["head"]
@@ -139,7 +136,7 @@ class EventLog:
         position_of = {row["dedupe_key"]: row["position"] for row in rows}
         await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(max(position_of.values())))
         return {
-            e.dedupe_key: Appended(position_of[e.dedupe_key], s.originator_id, s.originator_version, duplicate=False)
+            e.dedupe_key: Appended(position_of[e.dedupe_key], e.stream_id, s.originator_version, duplicate=False)
             for e, s in zip(events, stored, strict=True)
         }
 

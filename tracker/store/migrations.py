@@ -6,7 +6,7 @@ import asyncio
 import re
 from pathlib import Path
 
-import asyncpg
+from tracker.store.database import Connection
 
 _MIGRATION_LOCK = 0x7472_6163_6B01  # advisory lock key: two processes starting together migrate once
 _NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
@@ -24,7 +24,7 @@ def _read_migrations() -> list[tuple[int, str, str]]:
     return [(version, path.name, path.read_text()) for version, path in sorted(found)]
 
 
-async def migrate(conn: asyncpg.Connection) -> list[str]:
+async def migrate(conn: Connection) -> list[str]:
     """Apply the migrations not applied yet; return their file names."""
     files = await asyncio.to_thread(_read_migrations)
     applied: list[str] = []

@@ -1,0 +1,108 @@
+"""The baseline receiver: one INSERT per request, in its own transaction, through an asyncpg pool.
+
+It is what one writes first: decode the body to find the type and entity, then insert one row
+(same columns as the tracker's log: stream id, type, payload jsonb, raw, metadata, unique dedupe
+key). The INSERT runs alone, so PostgreSQL commits it as its own transaction in one round trip,
+the cheapest form of "a transaction per request". It checks no signature: only storage differs.
+
+    python -m bench.naive_receiver --port PORT --database-url URL
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import asyncpg
+import orjson
+from aiohttp import web
+
+from bench.children import LOOPBACK
+
+POOL = web.AppKey("pool", asyncpg.Pool)
+TABLE = "naive_events"
+
+_CREATE = f"""
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    position    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    stream_id   text        NOT NULL,
+    type        text        NOT NULL,
+    payload     jsonb       NOT NULL,
+    raw         bytea       NOT NULL,
+    metadata    jsonb       NOT NULL,
+    dedupe_key  text        NOT NULL UNIQUE,
+    received_at timestamptz NOT NULL
+)
+"""
+_INSERT = f"""
+INSERT INTO {TABLE} (stream_id, type, payload, raw, metadata, dedupe_key, received_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (dedupe_key) DO NOTHING
+RETURNING position
+"""
+_ID_FIELDS = (("installationId", "installation"), ("connectionId", "connection"), ("destinationId", "destination"))
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """jsonb through orjson in binary format, as the tracker's pool does."""
+    await conn.set_type_codec(
+        "jsonb", schema="pg_catalog", format="binary",
+        encoder=lambda value: b"\x01" + orjson.dumps(value), decoder=lambda data: orjson.loads(data[1:]),
+    )
+
+
+async def database(url: str, pool_size: int, app: web.Application) -> AsyncIterator[None]:
+    async with asyncpg.create_pool(url, min_size=1, max_size=pool_size, init=init_connection) as pool:
+        await pool.execute(_CREATE)
+        app[POOL] = pool
+        yield
+
+
+def stream_id(notification: dict[str, Any]) -> str:
+    data = notification["data"]
+    for field, prefix in _ID_FIELDS:
+        if isinstance(data.get(field), str):
+            return f"{prefix}:{data[field]}"
+    return f"unrouted:{notification['notificationType']}"
+
+
+async def receive(request: web.Request) -> web.Response:
+    body = await request.read()
+    notification = orjson.loads(body)
+    delivery_id = request.headers.get("svix-id", "")
+    received_at = datetime.now(UTC)
+    metadata = {"source": "webhook", "deliveryId": delivery_id, "receivedAt": received_at.isoformat()}
+    pool = request.app[POOL]
+    position = await pool.fetchval(
+        _INSERT, stream_id(notification), notification["notificationType"], notification["data"], body,
+        metadata, f"svix:{delivery_id}", received_at,
+    )
+    duplicate = position is None
+    if duplicate:
+        position = await pool.fetchval(f"SELECT position FROM {TABLE} WHERE dedupe_key = $1", f"svix:{delivery_id}")
+    return web.Response(body=orjson.dumps({"duplicate": duplicate, "position": position}),
+                        content_type="application/json")
+
+
+def create_app(url: str, pool_size: int) -> web.Application:
+    app = web.Application(client_max_size=1024 * 1024)
+    app.cleanup_ctx.append(partial(database, url, pool_size))
+    app.router.add_post("/webhooks/ampersand", receive)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.naive_receiver", description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--pool-size", type=int, default=10, help="as the tracker's default pool")
+    args = parser.parse_args()
+    web.run_app(create_app(args.database_url, args.pool_size), host=LOOPBACK, port=args.port,
+                access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""Scenario `webhook`: the tracker, the naive baseline and the empty handler under the same load.
+
+Each server runs as its own process on a free loopback port, the generator as another; repetitions
+interleave the servers so a noisy minute hurts all three alike. After each run the rows stored must
+equal the 200 answers, and every answer must be a 200.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench import database
+from bench.children import LOOPBACK, PYTHON, child_env, free_port, run_to_end, spawn, wait_listening
+from bench.cpu import CpuMeter, find_postmaster
+from bench.naive_receiver import TABLE as NAIVE_TABLE
+from bench.stats import Spread
+from bench.table import Row
+
+TRACKER_TABLES = "events, quarantine, installation_view, connection_view, destination_view, projection_checkpoints"
+
+
+class WebhookCheckError(AssertionError):
+    """A run whose answers or stored rows are wrong: its figures would mean nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    requests: int
+    warmup: int
+    time_limit: float
+    workers: int = 32
+    installations: int = 2_000
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    name: str
+    label: str
+    command: Callable[[int, str], list[str]]
+    """(port, database URL) -> argv."""
+    table: str | None
+    """Where each 200 leaves exactly one row; None for a server that stores nothing."""
+    tables_to_empty: str | None
+
+
+SERVERS = (
+    Server("empty", "empty aiohttp handler",
+           lambda port, _: [PYTHON, "-m", "bench.empty_receiver", "--port", str(port)], None, None),
+    Server("naive", "naive: 1 INSERT per request",
+           lambda port, url: [PYTHON, "-m", "bench.naive_receiver", "--port", str(port), "--database-url", url],
+           NAIVE_TABLE, NAIVE_TABLE),
+    Server("tracker", "tracker serve",
+           lambda port, _: [PYTHON, "-m", "tracker", "serve", "--host", LOOPBACK, "--port", str(port)],
+           "events", TRACKER_TABLES),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    server: str
+    load: dict[str, Any]
+    """The generator's LoadResult, as it wrote it."""
+    server_cpu_s: float
+    database_cpu_s: float | None
+
+    def per_notification_us(self, seconds: float | None) -> float | None:
+        answered = self.load["ok_total"]
+        return None if seconds is None or not answered else seconds / answered * 1e6
+
+
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+async def run_once(server: Server, url: str, load: Load, secret: str, work_dir: Path, index: int) -> Run:
+    """Start `server`, drive it with a generator process, check what it stored, and stop it."""
+    if server.tables_to_empty:
+        await database.empty_tables(url, server.tables_to_empty)
+    port = free_port()
+    env = child_env({"TRACKER_DATABASE_URL": url, "TRACKER_WEBHOOK_SECRET": secret})
+    async with spawn(f"{server.name}-{index}", server.command(port, url), env, work_dir) as child:
+        await wait_listening(child, port)
+        meter = CpuMeter(child.pid, await find_postmaster(url) if server.table else None)
+        out = work_dir / f"load-{server.name}-{index}.json"
+        generator = [
+            PYTHON, "-m", "bench.loadgen", "--url", f"http://{LOOPBACK}:{port}/webhooks/ampersand",
+            "--secret", secret, "--out", str(out), "--requests", str(load.requests), "--warmup", str(load.warmup),
+            "--workers", str(load.workers), "--installations", str(load.installations),
+            "--time-limit", str(load.time_limit),
+        ]
+        meter.start()
+        async with spawn(f"loadgen-{server.name}-{index}", generator, child_env({}), work_dir) as sender:
+            await run_to_end(sender, load.time_limit + 120)
+        server_cpu, database_cpu = meter.stop()
+        if child.process.returncode is not None:
+            raise child.failure("died during the run")
+        result: dict[str, Any] = orjson.loads(out.read_bytes())
+        await _check(server, url, result)
+    return Run(server.name, result, server_cpu, database_cpu)
+
+
+async def _check(server: Server, url: str, result: dict[str, Any]) -> None:
+    other = {code: n for code, n in result["statuses"].items() if code != "200"}
+    if other or result["errors"]:
+        msg = f"{server.name}: answers other than 200: {other}, client errors: {result['errors']}"
+        raise WebhookCheckError(msg)
+    if server.table is None:
+        return
+    stored = await database.count_rows(url, server.table)
+    if stored != result["ok_total"]:
+        msg = f"{server.name}: {result['ok_total']} notifications answered 200 but {stored} rows in {server.table}"
+        raise WebhookCheckError(msg)
+
+
+async def measure(url: str, load: Load, repetitions: int, work_dir: Path) -> list[Run]:
+    secret = new_secret()
+    runs = []
+    for index in range(repetitions):
+        for server in SERVERS:
+            run = await run_once(server, url, load, secret, work_dir, index)
+            print(f"  webhook {server.name:<7} #{index + 1}: {run.load['per_second']:8,.0f}/s"
+                  f"  p99 {run.load['p99_ms']:6.1f} ms", flush=True)
+            runs.append(run)
+    return runs
+
+
+def _spread(runs: Sequence[Run], server: str, value: Callable[[Run], float | None]) -> Spread | None:
+    values = [v for run in runs if run.server == server and (v := value(run)) is not None]
+    return Spread.of(values) if values else None
+
+
+def rows(runs: Sequence[Run]) -> list[Row]:
+    """The table rows: throughput and latency against both baselines, and where the CPU went."""
+    naive, empty = SERVERS[1], SERVERS[0]
+    measures: list[tuple[str, Callable[[Run], float | None], int]] = [
+        ("notifications/s", lambda r: r.load["per_second"], 0),
+        ("p50 latency ms", lambda r: r.load["p50_ms"], 1),
+        ("p99 latency ms", lambda r: r.load["p99_ms"], 1),
+        ("generator CPU/wall %", lambda r: 100 * r.load["cpu_s"] / r.load["wall_s"], 0),
+        ("server CPU us/notification", lambda r: r.per_notification_us(r.server_cpu_s), 0),
+        ("PostgreSQL CPU us/notification", lambda r: r.per_notification_us(r.database_cpu_s), 0),
+    ]
+    table = []
+    for measure, value, digits in measures:
+        ours = _spread(runs, "tracker", value)
+        for baseline in (naive, empty):
+            theirs = _spread(runs, baseline.name, value)
+            if theirs is None and baseline.table is None and "PostgreSQL" in measure:
+                continue  # the empty handler has no database
+            goal, met = _goal(measure, baseline.name, ours, theirs)
+            table.append(Row("webhook", measure, ours, baseline.label, theirs, goal, met, digits))
+    return table
+
+
+def _goal(measure: str, baseline: str, ours: Spread | None, theirs: Spread | None) -> tuple[str, bool | None]:
+    if ours is None:
+        return "", None
+    if measure == "notifications/s" and theirs is not None:
+        factor = 1.5 if baseline == "naive" else 0.4
+        return f">= {factor}x", ours.median >= factor * theirs.median
+    if measure == "p99 latency ms" and baseline == "naive":
+        return "tracker < 50 ms", ours.median < 50
+    return "", None
+
+
+def as_json(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    return [asdict(run) for run in runs]
