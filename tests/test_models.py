@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from tracker.models import (
@@ -21,8 +19,9 @@ from tracker.models import (
     WriteAsyncDone,
 )
 
-SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "spec" / "notifications.yaml"
-SCHEMAS: dict[str, Any] = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))["components"]["schemas"]
+from .spec import load_schemas
+
+SCHEMAS = load_schemas()
 
 # The spec gives no example for config, configURL, lastConfig or lastConfigURL; these stand in for them.
 SAMPLE_CONFIG = {"read": {"objects": {"account": {"objectName": "account", "destination": "accountWebhook"}}}}

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-import yaml
 
 from tracker.ingest.parsing import (
     NotJSONObjectError,
@@ -18,8 +16,9 @@ from tracker.ingest.parsing import (
     parse_webhook_body,
 )
 
-SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "spec" / "notifications.yaml"
-SCHEMAS: dict[str, Any] = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))["components"]["schemas"]
+from .spec import load_schemas
+
+SCHEMAS = load_schemas()
 
 # The spec has no example for config/configURL/lastConfig/lastConfigURL, which a oneOf requires.
 STAND_INS = {"config": {"read": {"objects": {"account": {"objectName": "account"}}}}, "lastConfig": {}}
