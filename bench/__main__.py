@@ -33,19 +33,19 @@ FULL = Plan(3, webhook.Load(requests=20_000, warmup=1_000, time_limit=120), rebu
 QUICK = Plan(1, webhook.Load(requests=2_000, warmup=200, time_limit=30), rebuild.Log(20_000, 2_000))
 
 
-async def run(scenarios: list[str], plan: Plan) -> tuple[list[Row], dict[str, Any]]:
+async def run(scenarios: list[str], plan: Plan, profile_dir: Path | None) -> tuple[list[Row], dict[str, Any]]:
     server = await database.server_url()
     rows: list[Row] = []
     details: dict[str, Any] = {"plan": asdict(plan)}
     with tempfile.TemporaryDirectory(prefix="tracker-bench-") as work:
         if "webhook" in scenarios:
             async with database.throwaway_database(server) as url:
-                runs = await webhook.measure(url, plan.load, plan.repetitions, Path(work))
+                runs = await webhook.measure(url, plan.load, plan.repetitions, Path(work), profile_dir)
             rows += webhook.rows(runs)
             details["webhook"] = webhook.as_json(runs)
         if "rebuild" in scenarios:
             async with database.throwaway_database(server) as url:
-                replays = await rebuild.measure(url, plan.log, plan.repetitions, Path(work))
+                replays = await rebuild.measure(url, plan.log, plan.repetitions, Path(work), profile_dir)
             rows += rebuild.rows(replays, plan.log)
             details["rebuild"] = rebuild.as_json(replays)
     return rows, details
@@ -66,17 +66,23 @@ def main() -> None:
     parser.add_argument("scenario", nargs="?", choices=("webhook", "rebuild", "all"), default="all")
     parser.add_argument("--quick", action="store_true", help="1 repetition, small counts (what CI runs)")
     parser.add_argument("--json", type=Path, help="also write every measurement to this file")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="sample the tracker with py-spy into DIR (figures then read low)")
     args = parser.parse_args()
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     plan = QUICK if args.quick else FULL
     scenarios = ["webhook", "rebuild"] if args.scenario == "all" else [args.scenario]
     print(_context(plan), flush=True)
     try:
-        rows, details = asyncio.run(run(scenarios, plan))
+        rows, details = asyncio.run(run(scenarios, plan, args.profile))
     except (AssertionError, RuntimeError, OSError) as exc:
         print(f"benchmark failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     print()
     print(render(rows))
+    if args.profile:
+        print(f"\npy-spy samples and top frames (*.top.txt) in {args.profile}")
     if args.json:
         args.json.write_bytes(orjson.dumps({**details, "table": [row.cells() for row in rows]},
                                            option=orjson.OPT_INDENT_2))

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from bench import database, payloads
+from bench import database, payloads, profile
 from bench.children import PYTHON, child_env, run_to_end, spawn
 from bench.stats import Spread
 from bench.table import Row
@@ -81,21 +81,28 @@ async def load(url: str, log: Log) -> float:
     return time.perf_counter() - started
 
 
-async def replay(mode: str, url: str, work_dir: Path, index: int) -> Run:
+async def replay(mode: str, url: str, work_dir: Path, index: int, profile_dir: Path | None) -> Run:
+    """Time one replay in a child process; with `profile_dir`, the tracker's rebuild runs under py-spy."""
     out = work_dir / f"replay-{mode}-{index}.json"
     args = [PYTHON, "-m", "bench.replay", mode, "--database-url", url, "--out", str(out)]
+    samples = (profile_dir or work_dir) / f"rebuild-{index}.txt"
+    profiled = profile_dir is not None and mode == "rebuild"
+    if profiled:
+        args = [*profile.record_command(samples), "--", *args]
     async with spawn(f"replay-{mode}-{index}", args, child_env({}), work_dir) as child:
         await run_to_end(child, 600)
+    if profiled:
+        samples.with_suffix(".top.txt").write_text(profile.top_frames(samples))
     return Run(mode, orjson.loads(out.read_bytes()))
 
 
-async def measure(url: str, log: Log, repetitions: int, work_dir: Path) -> list[Run]:
+async def measure(url: str, log: Log, repetitions: int, work_dir: Path, profile_dir: Path | None) -> list[Run]:
     seconds = await load(url, log)
     print(f"  rebuild: loaded {log.events:,} events in {seconds:.1f} s", flush=True)
     runs = []
     for index in range(repetitions):
         for mode in ("rebuild", "raw"):
-            run = await replay(mode, url, work_dir, index)
+            run = await replay(mode, url, work_dir, index, profile_dir)
             await _check(run, url, log)
             print(f"  rebuild {mode:<7} #{index + 1}: {run.per_second:8,.0f} events/s"
                   f"  peak RSS {run.result['peak_rss_mb']:.0f} MB", flush=True)

