@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import asyncpg
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -177,3 +179,26 @@ async def test_a_database_that_is_down_gives_503_never_2xx(
         assert await conn.fetchval("SELECT count(*) FROM events") == 1
     finally:
         await conn.close()
+
+
+async def test_concurrent_deliveries_share_transactions(client: Client, tracker: Tracker, signer: Signer) -> None:
+    requests = [
+        signer.signed(installation_event("read.backfill.done", new_id("inst"), objectName="a")) for _ in range(64)
+    ]
+
+    responses = await asyncio.gather(*(client.post("/webhooks/ampersand", data=b, headers=h) for b, h in requests))
+
+    assert [r.status for r in responses] == [200] * 64
+    assert await count(tracker, "events") == 64
+    # xmin is the id of the transaction that inserted the row: fewer transactions than requests.
+    transactions = await tracker.pool.fetchval("SELECT count(DISTINCT xmin::text) FROM events")
+    assert transactions < 64
+
+
+async def test_the_log_refuses_a_second_event_at_the_same_stream_version(tracker: Tracker) -> None:
+    await tracker.ingest(installation_event("read.backfill.done", "inst-v", objectName="a"))
+    with pytest.raises(asyncpg.UniqueViolationError, match="events_stream_version_key"):
+        await tracker.pool.execute(
+            "INSERT INTO events (stream_id, version, type, topic, payload, raw, metadata, dedupe_key, received_at)"
+            " SELECT stream_id, version, type, topic, payload, raw, metadata, 'other-key', received_at FROM events"
+        )

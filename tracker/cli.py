@@ -51,6 +51,8 @@ def check_signature_policy(settings: Settings) -> None:
 
 async def serve(settings: Settings) -> None:
     check_signature_policy(settings)
+    if settings.kinesis_streams:
+        log.warning("TRACKER_KINESIS_STREAMS is set, but this version has no Kinesis consumer yet: ignored")
     async with Tracker(settings) as tracker:
         runner = web.AppRunner(tracker.web_app(), access_log=None)
         await runner.setup()
