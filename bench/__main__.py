@@ -12,7 +12,7 @@ import os
 import platform
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,12 +66,16 @@ def main() -> None:
     parser.add_argument("scenario", nargs="?", choices=("webhook", "rebuild", "all"), default="all")
     parser.add_argument("--quick", action="store_true", help="1 repetition, small counts (what CI runs)")
     parser.add_argument("--json", type=Path, help="also write every measurement to this file")
-    parser.add_argument("--profile", type=Path, metavar="DIR",
-                        help="sample the tracker with py-spy into DIR (figures then read low)")
+    parser.add_argument(
+        "--profile", type=Path, metavar="DIR", help="sample the tracker with py-spy into DIR (figures then read low)"
+    )
+    parser.add_argument("--repetitions", type=int, help="override the plan's repetitions (3; 1 with --quick)")
     args = parser.parse_args()
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
     plan = QUICK if args.quick else FULL
+    if args.repetitions:
+        plan = replace(plan, repetitions=args.repetitions)
     scenarios = ["webhook", "rebuild"] if args.scenario == "all" else [args.scenario]
     print(_context(plan), flush=True)
     try:
@@ -84,8 +88,9 @@ def main() -> None:
     if args.profile:
         print(f"\npy-spy samples and top frames (*.top.txt) in {args.profile}")
     if args.json:
-        args.json.write_bytes(orjson.dumps({**details, "table": [row.cells() for row in rows]},
-                                           option=orjson.OPT_INDENT_2))
+        args.json.write_bytes(
+            orjson.dumps({**details, "table": [row.cells() for row in rows]}, option=orjson.OPT_INDENT_2)
+        )
 
 
 if __name__ == "__main__":

@@ -68,8 +68,12 @@ async def spawn(name: str, args: list[str], env: Mapping[str, str], log_dir: Pat
     log = log_dir / f"{name}.log"
     with log.open("wb") as out:
         process = await asyncio.create_subprocess_exec(
-            *args, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT,
-            env=dict(env), start_new_session=True,
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=out,
+            stderr=asyncio.subprocess.STDOUT,
+            env=dict(env),
+            start_new_session=True,
         )
     child = Child(name, process, log)
     try:

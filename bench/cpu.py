@@ -7,7 +7,7 @@ where the time goes than throughput alone.
 from __future__ import annotations
 
 import asyncpg
-import psutil
+import psutil  # type: ignore[import-untyped]  # (types-psutil is not a dependency)
 
 
 def _cpu(process: psutil.Process) -> float:
@@ -63,4 +63,4 @@ async def find_postmaster(url: str) -> int | None:
         await conn.close()
     if parent is None or "postgres" not in parent.name():
         return None
-    return parent.pid
+    return int(parent.pid)

@@ -50,7 +50,8 @@ async def empty_tables(url: str, tables: str) -> None:
     conn = await asyncpg.connect(url)
     try:
         present = [
-            table.strip() for table in tables.split(",")
+            table.strip()
+            for table in tables.split(",")
             if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table.strip())
         ]
         if present:

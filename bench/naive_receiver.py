@@ -49,8 +49,11 @@ _ID_FIELDS = (("installationId", "installation"), ("connectionId", "connection")
 async def init_connection(conn: asyncpg.Connection) -> None:
     """jsonb through orjson in binary format, as the tracker's pool does."""
     await conn.set_type_codec(
-        "jsonb", schema="pg_catalog", format="binary",
-        encoder=lambda value: b"\x01" + orjson.dumps(value), decoder=lambda data: orjson.loads(data[1:]),
+        "jsonb",
+        schema="pg_catalog",
+        format="binary",
+        encoder=lambda value: b"\x01" + orjson.dumps(value),
+        decoder=lambda data: orjson.loads(data[1:]),
     )
 
 
@@ -77,14 +80,21 @@ async def receive(request: web.Request) -> web.Response:
     metadata = {"source": "webhook", "deliveryId": delivery_id, "receivedAt": received_at.isoformat()}
     pool = request.app[POOL]
     position = await pool.fetchval(
-        _INSERT, stream_id(notification), notification["notificationType"], notification["data"], body,
-        metadata, f"svix:{delivery_id}", received_at,
+        _INSERT,
+        stream_id(notification),
+        notification["notificationType"],
+        notification["data"],
+        body,
+        metadata,
+        f"svix:{delivery_id}",
+        received_at,
     )
     duplicate = position is None
     if duplicate:
         position = await pool.fetchval(f"SELECT position FROM {TABLE} WHERE dedupe_key = $1", f"svix:{delivery_id}")
-    return web.Response(body=orjson.dumps({"duplicate": duplicate, "position": position}),
-                        content_type="application/json")
+    return web.Response(
+        body=orjson.dumps({"duplicate": duplicate, "position": position}), content_type="application/json"
+    )
 
 
 def create_app(url: str, pool_size: int) -> web.Application:
@@ -100,8 +110,9 @@ def main() -> None:
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--pool-size", type=int, default=10, help="as the tracker's default pool")
     args = parser.parse_args()
-    web.run_app(create_app(args.database_url, args.pool_size), host=LOOPBACK, port=args.port,
-                access_log=None, print=None)
+    web.run_app(
+        create_app(args.database_url, args.pool_size), host=LOOPBACK, port=args.port, access_log=None, print=None
+    )
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ def config(installation: int, revision: int = 0) -> dict[str, Any]:
     }
 
 
-def _installation_fields(installation: int) -> dict[str, str]:
+def _installation_fields(installation: int) -> dict[str, Any]:
     return {
         "projectId": f"proj-{installation % 7}",
         "provider": "salesforce",
@@ -71,7 +71,7 @@ def _installation_fields(installation: int) -> dict[str, str]:
     }
 
 
-def _connection_fields(installation: int) -> dict[str, str]:
+def _connection_fields(installation: int) -> dict[str, Any]:
     fields = _installation_fields(installation)
     keys = ("projectId", "connectionId", "provider", "groupRef", "consumerRef", "consumerName")
     return {key: fields[key] for key in keys}

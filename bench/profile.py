@@ -44,7 +44,11 @@ async def attached(pid: int, out: Path, log: Path) -> AsyncIterator[None]:
     """Sample process `pid` for the duration of the block; SIGINT makes py-spy write `out`."""
     with log.open("wb") as sink:
         spy = await asyncio.create_subprocess_exec(
-            *record_command(out), "--pid", str(pid), stdin=asyncio.subprocess.DEVNULL, stdout=sink,
+            *record_command(out),
+            "--pid",
+            str(pid),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=sink,
             stderr=asyncio.subprocess.STDOUT,
         )
     try:

@@ -40,9 +40,13 @@ async def raw_read(url: str) -> dict[str, Any]:
     """Read every event by position in pages, decoding payload->'data' with orjson, and nothing more."""
     conn = await asyncpg.connect(url)
     try:
-        await conn.set_type_codec("jsonb", schema="pg_catalog", format="binary",
-                                  encoder=lambda value: b"\x01" + orjson.dumps(value),
-                                  decoder=lambda data: orjson.loads(data[1:]))
+        await conn.set_type_codec(
+            "jsonb",
+            schema="pg_catalog",
+            format="binary",
+            encoder=lambda value: b"\x01" + orjson.dumps(value),
+            decoder=lambda data: orjson.loads(data[1:]),
+        )
         started = time.perf_counter()
         events, position = 0, 0
         while rows := await conn.fetch(_RAW_PAGE, position, PAGE):

@@ -52,14 +52,27 @@ class Server:
 
 
 SERVERS = (
-    Server("empty", "empty aiohttp handler",
-           lambda port, _: [PYTHON, "-m", "bench.empty_receiver", "--port", str(port)], None, None),
-    Server("naive", "naive: 1 INSERT per request",
-           lambda port, url: [PYTHON, "-m", "bench.naive_receiver", "--port", str(port), "--database-url", url],
-           NAIVE_TABLE, NAIVE_TABLE),
-    Server("tracker", "tracker serve",
-           lambda port, _: [PYTHON, "-m", "tracker", "serve", "--host", LOOPBACK, "--port", str(port)],
-           "events", TRACKER_TABLES),
+    Server(
+        "empty",
+        "empty aiohttp handler",
+        lambda port, _: [PYTHON, "-m", "bench.empty_receiver", "--port", str(port)],
+        None,
+        None,
+    ),
+    Server(
+        "naive",
+        "naive: 1 INSERT per request",
+        lambda port, url: [PYTHON, "-m", "bench.naive_receiver", "--port", str(port), "--database-url", url],
+        NAIVE_TABLE,
+        NAIVE_TABLE,
+    ),
+    Server(
+        "tracker",
+        "tracker serve",
+        lambda port, _: [PYTHON, "-m", "tracker", "serve", "--host", LOOPBACK, "--port", str(port)],
+        "events",
+        TRACKER_TABLES,
+    ),
 )
 
 
@@ -81,7 +94,7 @@ def new_secret() -> str:
 
 
 async def run_once(
-    server: Server, url: str, load: Load, secret: str, work_dir: Path, index: int, profile_dir: Path | None
+    server: Server, url: str, load: Load, *, secret: str, work_dir: Path, index: int, profile_dir: Path | None
 ) -> Run:
     """Start `server`, drive it with a generator process, check what it stored, and stop it.
 
@@ -96,10 +109,25 @@ async def run_once(
         meter = CpuMeter(child.pid, await find_postmaster(url) if server.table else None)
         out = work_dir / f"load-{server.name}-{index}.json"
         generator = [
-            PYTHON, "-m", "bench.loadgen", "--url", f"http://{LOOPBACK}:{port}/webhooks/ampersand",
-            "--secret", secret, "--out", str(out), "--requests", str(load.requests), "--warmup", str(load.warmup),
-            "--workers", str(load.workers), "--installations", str(load.installations),
-            "--time-limit", str(load.time_limit),
+            PYTHON,
+            "-m",
+            "bench.loadgen",
+            "--url",
+            f"http://{LOOPBACK}:{port}/webhooks/ampersand",
+            "--secret",
+            secret,
+            "--out",
+            str(out),
+            "--requests",
+            str(load.requests),
+            "--warmup",
+            str(load.warmup),
+            "--workers",
+            str(load.workers),
+            "--installations",
+            str(load.installations),
+            "--time-limit",
+            str(load.time_limit),
         ]
         profiled = profile_dir is not None and server.name == "tracker"
         samples = (profile_dir or work_dir) / f"webhook-tracker-{index}.txt"
@@ -139,9 +167,14 @@ async def measure(url: str, load: Load, repetitions: int, work_dir: Path, profil
     runs = []
     for index in range(repetitions):
         for server in SERVERS:
-            run = await run_once(server, url, load, secret, work_dir, index, profile_dir)
-            print(f"  webhook {server.name:<7} #{index + 1}: {run.load['per_second']:8,.0f}/s"
-                  f"  p99 {run.load['p99_ms']:6.1f} ms", flush=True)
+            run = await run_once(
+                server, url, load, secret=secret, work_dir=work_dir, index=index, profile_dir=profile_dir
+            )
+            print(
+                f"  webhook {server.name:<7} #{index + 1}: {run.load['per_second']:8,.0f}/s"
+                f"  p99 {run.load['p99_ms']:6.1f} ms",
+                flush=True,
+            )
             runs.append(run)
     return runs
 

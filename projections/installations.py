@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -133,6 +133,11 @@ def _touched(view: InstallationView | None, event: Recorded) -> InstallationView
     return replace(view, version=event.version, position=event.position, updated_at=event.received_at, **names)
 
 
+def _created(view: InstallationView, event: Recorded) -> InstallationView:
+    """A late `installation.created` must not put back the config a later update replaced."""
+    return _with_config(view, event) if view.config is None else view
+
+
 def _with_config(view: InstallationView, event: Recorded) -> InstallationView:
     url = event.data.get("configURL")
     if isinstance(url, str):
@@ -200,9 +205,11 @@ def _instant(timestamp: str | None) -> datetime | None:
     if timestamp is None:
         return None
     try:
-        return datetime.fromisoformat(timestamp)
+        instant = datetime.fromisoformat(timestamp)
     except ValueError:
         return None
+    # RFC 3339 requires an offset; should one be missing, read it as UTC rather than fail to compare.
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
 
 
 def _write_done(view: InstallationView, event: Recorded) -> InstallationView:
@@ -227,7 +234,7 @@ def _subscribe_failed(view: InstallationView, event: Recorded) -> InstallationVi
 
 
 _HANDLERS = {
-    "installation.created": _with_config,
+    "installation.created": _created,
     "installation.updated": _with_config,
     "installation.deleted": _installation_deleted,
     "read.schedule.paused": _schedule_paused,

@@ -14,13 +14,15 @@ import logging
 from collections import defaultdict
 from typing import Any, Generic
 
-import asyncpg
-
 from projections.read_model import ReadModel, View
 from tracker.store.database import Connection, Pool
 from tracker.store.event_log import Recorded
 
 log = logging.getLogger(__name__)
+
+_YIELD_EVERY = 200
+"""Views folded between two yields to the event loop, so a big batch does not stall the webhook."""
+_MAX_BACKOFF = 30.0
 
 
 class ProjectionRunner(Generic[View]):
@@ -49,47 +51,15 @@ class ProjectionRunner(Generic[View]):
     async def run_batch(self) -> int:
         """Fold the next batch; return how many events it held (0: caught up)."""
         async with self._pool.acquire() as conn, conn.transaction():
-            # The row lock makes two runners of one read model take turns instead of folding twice.
-            position = await conn.fetchval(
-                "INSERT INTO projection_checkpoints (name) VALUES ($1)"
-                " ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING position",
-                self.model.name,
-            )
-            rows = await conn.fetch(self._read_sql, position, self._types)
-            events = [Recorded(*row[:6]) for row in rows if row["position"] is not None]
-            # Fewer events than asked: every event up to the head seen by the same query is folded.
-            new_position = events[-1].position if len(events) == self._batch_size else rows[0]["head"]
-            if new_position == position:
-                return 0
-            if events:
-                await self._fold(conn, events)
+            position = await self._lock_checkpoint(conn)
+            folded, new_position = await self._fold_next(conn, position)
             await conn.execute(
-                "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
+                # never backwards, even if the log was restored to an older head
+                "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1 AND position < $2",
                 self.model.name,
                 new_position,
             )
-            return len(events)
-
-    async def _fold(self, conn: Connection, events: list[Recorded]) -> None:
-        by_key: defaultdict[str, list[Recorded]] = defaultdict(list)
-        for event in events:
-            by_key[self.model.key_of(event)].append(event)
-        current = {
-            row["key"]: self.model.from_document(row["doc"]) for row in await conn.fetch(self._load_sql, list(by_key))
-        }
-        changed: list[View] = []
-        for key, stream in by_key.items():
-            before = view = current.get(key)
-            for event in stream:
-                view = self.model.evolve(view, event)
-            if view is not None and view is not before:
-                changed.append(view)
-        if changed:
-            await conn.execute(self._upsert_sql, *self._columns(changed))
-
-    def _columns(self, views: list[View]) -> list[list[Any]]:
-        rows = [(*self.model.row_of(view), view.position, self.model.to_document(view)) for view in views]  # type: ignore[attr-defined]
-        return [list(column) for column in zip(*rows, strict=True)]
+            return folded
 
     async def catch_up(self) -> int:
         """Fold until the head; return how many events were folded."""
@@ -98,23 +68,78 @@ class ProjectionRunner(Generic[View]):
             total += folded
         return total
 
-    async def reset(self) -> None:
-        """Empty the read model and its checkpoint together, so the next batches replay the log."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO projection_checkpoints (name) VALUES ($1)"
-                " ON CONFLICT (name) DO UPDATE SET position = 0, updated_at = now()",
-                self.model.name,
-            )
-            await conn.execute(f"DELETE FROM {self.model.table}")
+    async def rebuild(self) -> int:
+        """Empty the read model and replay the whole log into it, in one transaction.
 
-    async def run_forever(self, wake: asyncio.Event, poll_interval: float = 1.0) -> None:
-        """Follow the log: fold what is there, then sleep until a NOTIFY or the next poll."""
+        Readers keep seeing the old rows until the new ones commit, and a live runner of the same read
+        model waits on the checkpoint row meanwhile.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            await self._lock_checkpoint(conn)
+            await conn.execute(f"DELETE FROM {self.model.table}")
+            position = total = 0
+            while True:
+                folded, new_position = await self._fold_next(conn, position)
+                if new_position == position:
+                    break
+                total, position = total + folded, new_position
+            await conn.execute(
+                "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
+                self.model.name,
+                position,
+            )
+            return total
+
+    async def run_forever(self, wake: asyncio.Event, poll_interval: float) -> None:
+        """Follow the log: fold what is there, then sleep until woken (a NOTIFY) or the next poll."""
+        backoff = poll_interval
         while True:
             wake.clear()
             try:
                 await self.catch_up()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("projection %s paused: %s", self.model.name, exc)
+                backoff = poll_interval
+            except Exception:  # the runner must outlive a failure: log it, back off, try again
+                log.exception("projection %s failed; retrying in %.0f s", self.model.name, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), poll_interval)
+
+    async def _lock_checkpoint(self, conn: Connection) -> int:
+        """Read the checkpoint and hold its row: two runners of one read model take turns."""
+        position: int = await conn.fetchval(
+            "INSERT INTO projection_checkpoints (name) VALUES ($1)"
+            " ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING position",
+            self.model.name,
+        )
+        return position
+
+    async def _fold_next(self, conn: Connection, position: int) -> tuple[int, int]:
+        """Fold the batch after `position`; return how many events it held and where it ended."""
+        rows = await conn.fetch(self._read_sql, position, self._types)
+        events = [Recorded(*row[:6]) for row in rows if row["position"] is not None]
+        # Fewer events than asked: every event up to the head seen by the same query is folded.
+        new_position = events[-1].position if len(events) == self._batch_size else max(rows[0]["head"], position)
+        if events:
+            await self._fold(conn, events)
+        return len(events), new_position
+
+    async def _fold(self, conn: Connection, events: list[Recorded]) -> None:
+        by_key: defaultdict[str, list[Recorded]] = defaultdict(list)
+        for event in events:
+            by_key[self.model.key_of(event)].append(event)
+        current = {
+            row["key"]: self.model.from_document(row["doc"]) for row in await conn.fetch(self._load_sql, list(by_key))
+        }
+        rows: list[tuple[Any, ...]] = []
+        for count, (key, stream) in enumerate(by_key.items(), start=1):
+            before = view = current.get(key)
+            for event in stream:
+                view = self.model.evolve(view, event)
+            if view is not None and view is not before:
+                rows.append((*self.model.row_of(view), view.position, self.model.to_document(view)))  # type: ignore[attr-defined]
+            if count % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+        if rows:
+            await conn.execute(self._upsert_sql, *(list(column) for column in zip(*rows, strict=True)))

@@ -15,9 +15,9 @@ from eventsourcing.application import project_aggregate
 from projections.installations import INSTALLATIONS
 from projections.runner import ProjectionRunner
 from tracker import Tracker
-from tracker.domain import Installation, route
+from tracker.domain import Installation
 from tracker.ingest.parsing import parse_object
-from tracker.ingest.pipeline import Delivery
+from tracker.ingest.pipeline import Delivery, new_event
 from tracker.store.event_log import NewEvent
 
 from .conftest import MakeTracker
@@ -118,7 +118,9 @@ async def test_a_runner_never_passes_an_event_that_commits_late(make_tracker: Ma
         transaction = conn.transaction()
         await transaction.start()
         # A writer that took its position first but commits last.
-        await tracker.log._append(conn, [_new_event(installation_event("read.backfill.done", late, objectName="a"))])
+        await tracker.event_log._append(
+            conn, [_new_event(installation_event("read.backfill.done", late, objectName="a"))]
+        )
         second = asyncio.create_task(tracker.ingest(installation_event("read.backfill.done", early, objectName="a")))
         done, _ = await asyncio.wait({second}, timeout=0.5)
         await runner.run_batch()  # while the first writer is still open
@@ -132,13 +134,7 @@ async def test_a_runner_never_passes_an_event_that_commits_late(make_tracker: Ma
 
 
 def _new_event(payload: dict[str, Any]) -> NewEvent:
-    parsed = parse_object(payload)
-    stream_id, event_class = route(parsed.notification_type, parsed.data)
-    delivery = Delivery("test", orjson.dumps(payload), new_id("key"))
-    return NewEvent(
-        stream_id, event_class, parsed.notification_type, parsed.data, delivery.raw, delivery.metadata(),
-        delivery.dedupe_key, delivery.received_at,
-    )  # fmt: skip
+    return new_event(parse_object(payload), Delivery("test", orjson.dumps(payload), new_id("key")))
 
 
 async def test_concurrent_trackers_append_without_loss_and_the_follower_folds_everything(
@@ -182,7 +178,7 @@ async def test_the_library_reconstitutes_an_installation_from_its_stream(tracker
     await tracker.ingest(installation_event("read.backfill.done", installation_id, objectName="account"))
     await tracker.ingest(installation_event("installation.deleted", installation_id, config=config()))
 
-    events = await tracker.log.domain_events(f"installation:{installation_id}")
+    events = await tracker.event_log.domain_events(f"installation:{installation_id}")
     aggregate = project_aggregate(None, events)
 
     assert isinstance(aggregate, Installation)

@@ -44,7 +44,7 @@ async def test_a_signed_notification_is_stored_once_and_a_redelivery_is_a_duplic
     assert row["version"] == 1
     assert row["type"] == "installation.created"
     assert row["raw"] == body
-    assert row["dedupe_key"] == f"svix:{headers['svix-id']}"
+    assert row["dedupe_key"] == f"delivery:{headers['svix-id']}"
     assert row["metadata"]["signatureVerified"] is True
     assert row["metadata"]["deliveryId"] == headers["svix-id"]
     assert row["metadata"]["source"] == "webhook"

@@ -46,7 +46,6 @@ def check_signature_policy(settings: Settings) -> None:
             "notifications. Set the secret, listen on 127.0.0.1, or pass --insecure-no-verify."
         )
         raise UnsafeConfigError(msg)
-    log.warning("TRACKER_WEBHOOK_SECRET is not set: webhook signatures are NOT checked")
 
 
 async def serve(settings: Settings) -> None:

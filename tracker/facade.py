@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import asyncpg
 import orjson
 from aiohttp import web
 
@@ -25,19 +23,20 @@ from projections import READ_MODELS
 from projections.runner import ProjectionRunner
 from tracker.api import create_api
 from tracker.ingest.files import FileImporter, ImportReport
-from tracker.ingest.parsing import NotJSONObjectError, SchemaError, parse_object
+from tracker.ingest.parsing import parse_record
 from tracker.ingest.pipeline import Delivery, Pipeline
 from tracker.ingest.signatures import SignatureVerifier
 from tracker.ingest.webhook import WebhookReceiver
 from tracker.settings import Settings
 from tracker.store import views as view_tables
-from tracker.store.database import Pool, connect, create_pool
+from tracker.store.database import Pool, create_pool
 from tracker.store.embedded import start_embedded_postgres
-from tracker.store.event_log import NOTIFY_CHANNEL, Appended, EventLog
+from tracker.store.event_log import Appended, EventLog
 from tracker.store.group_commit import GroupCommit
+from tracker.store.listener import listen_for_appends
 from tracker.store.mapper import create_mapper
 from tracker.store.migrations import migrate
-from tracker.store.quarantine import Quarantine, Refused
+from tracker.store.quarantine import Quarantine
 from tracker.store.views import Page, Views
 
 log = logging.getLogger(__name__)
@@ -63,7 +62,6 @@ class Tracker:
         self.settings = settings
         self._follow = follow_projections
         self._tasks: list[asyncio.Task[None]] = []
-        self._listener: asyncpg.Connection | None = None
         self._wake: list[asyncio.Event] = []
 
     async def __aenter__(self) -> Tracker:
@@ -77,33 +75,36 @@ class Tracker:
 
     async def start(self) -> None:
         """Connect (starting the embedded PostgreSQL if no URL is set), migrate, and start the workers."""
-        self.database_url = self.settings.database_url or await start_embedded_postgres(self.settings.data_dir)
-        self.pool: Pool = await create_pool(self.database_url, self.settings.pool_size)
+        settings = self.settings
+        self.database_url = settings.database_url or await start_embedded_postgres(settings.data_dir)
+        self.pool: Pool = await create_pool(self.database_url, settings.pool_size)
         async with self.pool.acquire() as conn:
             await migrate(conn)
-        self.log = EventLog(self.pool, create_mapper())
+        self.event_log = EventLog(self.pool, create_mapper())
         self.quarantine = Quarantine(self.pool)
         self.views = Views(self.pool)
-        self._commit = GroupCommit(self.log, self.settings.batch_size, max_pending=10 * self.settings.batch_size)
+        self._commit = GroupCommit(self.event_log, settings.batch_size, settings.max_pending)
         self._commit.start()
-        self._pipeline = Pipeline(self._commit)
-        verifier = SignatureVerifier(self.settings.webhook_secrets) if self.settings.webhook_secrets else None
-        self.webhook = WebhookReceiver(self._pipeline, self.quarantine, verifier)
-        self.runners = [
-            ProjectionRunner(self.pool, model, self.settings.projection_batch_size) for model in READ_MODELS
-        ]
+        self._pipeline = Pipeline(self._commit, self.quarantine)
+        if not settings.webhook_secrets:
+            log.warning("TRACKER_WEBHOOK_SECRET is not set: webhook signatures are NOT checked")
+        verifier = SignatureVerifier(settings.webhook_secrets) if settings.webhook_secrets else None
+        self.webhook = WebhookReceiver(self._pipeline, verifier)
+        self.runners = [ProjectionRunner(self.pool, model, settings.projection_batch_size) for model in READ_MODELS]
         if self._follow:
-            await self._follow_log()
+            self._follow_log()
 
-    async def _follow_log(self) -> None:
-        """One runner task per read model, woken by NOTIFY on a dedicated connection (and by polling)."""
-        self._listener = await connect(self.database_url)
+    def _follow_log(self) -> None:
+        """One runner task per read model, woken by the log's NOTIFY and by polling."""
+        interval = self.settings.projection_poll_interval
         self._wake = [asyncio.Event() for _ in self.runners]
-        await self._listener.add_listener(NOTIFY_CHANNEL, self._wake_runners)
+        listener = listen_for_appends(self.database_url, self._wake_runners, retry_interval=interval)
+        self._tasks.append(asyncio.create_task(listener, name="log-listener"))
         for runner, wake in zip(self.runners, self._wake, strict=True):
-            self._tasks.append(asyncio.create_task(runner.run_forever(wake), name=f"projection-{runner.model.name}"))
+            follow = runner.run_forever(wake, interval)
+            self._tasks.append(asyncio.create_task(follow, name=f"projection-{runner.model.name}"))
 
-    def _wake_runners(self, *_: object) -> None:
+    def _wake_runners(self) -> None:
         for wake in self._wake:
             wake.set()
 
@@ -114,28 +115,18 @@ class Tracker:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._listener is not None:
-            await self._listener.close()
         await self.pool.close()
 
-    async def ingest(
-        self, notification: Mapping[str, Any] | bytes, *, delivery_id: str | None = None, source: str = "api"
-    ) -> Appended:
-        """Append one notification (webhook or Kinesis shape); bad input is quarantined, then raised."""
-        raw = notification if isinstance(notification, bytes) else orjson.dumps(notification)
-        try:
-            parsed = parse_object(orjson.loads(raw))
-        except (orjson.JSONDecodeError, NotJSONObjectError, SchemaError) as exc:
-            problems = exc.problems if isinstance(exc, SchemaError) else []
-            await self.quarantine.keep(Refused(source, str(exc), raw, delivery_id, problems))
-            raise
-        event_id = delivery_id or parsed.metadata.get("event-id")
-        dedupe_key = f"{source}:{event_id}" if event_id else f"sha256:{hashlib.sha256(raw).hexdigest()}"
-        return await self._pipeline.accept(parsed, Delivery(source, raw, dedupe_key, delivery_id=event_id))
+    async def ingest(self, notification: Mapping[str, Any] | bytes, *, delivery_id: str | None = None) -> Appended:
+        """Append one notification (webhook or Kinesis shape); bad input is quarantined, then raised.
 
-    async def import_file(self, path: Path, progress: Any = None) -> ImportReport:
-        importer = FileImporter(self._pipeline, self.quarantine)
-        return await importer.run(path, progress) if progress else await importer.run(path)
+        Without `delivery_id` (or a Kinesis `metadata["event-id"]`), equal notifications are one delivery.
+        """
+        raw = notification if isinstance(notification, bytes) else orjson.dumps(notification)
+        return await self._pipeline.ingest(parse_record, Delivery("api", raw, delivery_id))
+
+    async def import_file(self, path: Path, progress: Callable[[int], object] = lambda _: None) -> ImportReport:
+        return await FileImporter(self._pipeline).run(path, progress)
 
     async def installation(self, installation_id: str) -> dict[str, Any] | None:
         return await self.views.get(view_tables.INSTALLATIONS, installation_id)
@@ -149,9 +140,15 @@ class Tracker:
     async def installations(self, limit: int = 100, cursor: str | None = None, **filters: str) -> Page:
         return await self.views.list(view_tables.INSTALLATIONS, filters, limit, cursor)
 
-    async def events(self, installation_id: str) -> list[dict[str, Any]]:
-        """The installation's timeline, oldest first, unrecognized types included."""
-        rows = await self.log.stream(f"installation:{installation_id}")
+    async def connections(self, limit: int = 100, cursor: str | None = None, **filters: str) -> Page:
+        return await self.views.list(view_tables.CONNECTIONS, filters, limit, cursor)
+
+    async def destinations(self, limit: int = 100, cursor: str | None = None, **filters: str) -> Page:
+        return await self.views.list(view_tables.DESTINATIONS, filters, limit, cursor)
+
+    async def events(self, installation_id: str, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        """The installation's timeline after stream version `after`, oldest first, unrecognized types too."""
+        rows = await self.event_log.stream(f"installation:{installation_id}", after, limit)
         return [
             {
                 "position": row["position"],
@@ -170,31 +167,25 @@ class Tracker:
             await runner.catch_up()
 
     async def rebuild(self, names: list[str] | None = None) -> dict[str, int]:
-        """Empty the named read models (all by default) and replay the log into them."""
+        """Replay the log into the named read models (all by default); readers see the old state until done."""
         chosen = [r for r in self.runners if names is None or r.model.name in names]
         unknown = set(names or ()) - {r.model.name for r in chosen}
         if unknown:
             known = ", ".join(r.model.name for r in self.runners)
             msg = f"unknown read model(s): {', '.join(sorted(unknown))}; known: {known}"
             raise ValueError(msg)
-        folded = {}
-        for runner in chosen:
-            await runner.reset()
-            folded[runner.model.name] = await runner.catch_up()
-        return folded
+        return {runner.model.name: await runner.rebuild() for runner in chosen}
 
     async def status(self) -> dict[str, Any]:
         checkpoints = await self.views.checkpoints()
-        head = await self.log.head()
         projections = []
         for runner in self.runners:
             position = checkpoints.get(runner.model.name, 0)
-            projections.append(
-                {"name": runner.model.name, "position": position, "lag": await self.log.count_after(position)}
-            )
+            lag = await self.event_log.count_after(position)
+            projections.append({"name": runner.model.name, "position": position, "lag": lag})
         return {
-            "events": await self.log.count(),
-            "head": head,
+            "events": await self.event_log.count(),
+            "head": await self.event_log.head(),
             "quarantined": await self.quarantine.count(),
             "projections": projections,
             "signaturesVerified": bool(self.settings.webhook_secrets),

@@ -10,12 +10,16 @@ from pydantic import (
     Discriminator,
     Field,
     StrictBool,
+    StringConstraints,
     Tag,
     TypeAdapter,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
+
+EntityId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+"""An id that keys a stream or an index: PostgreSQL's btree caps an entry at about 2.7 kB."""
 
 
 class Wire(BaseModel):
@@ -27,12 +31,12 @@ class Wire(BaseModel):
 class InstallationFields(Wire):
     """Identity fields that every installation-scoped notification carries (all required)."""
 
-    project_id: str
+    project_id: EntityId
     provider: str
-    integration_id: str
+    integration_id: EntityId
     integration_name: str
-    installation_id: str
-    connection_id: str
+    installation_id: EntityId
+    connection_id: EntityId
     group_ref: str
     group_name: str
     consumer_ref: str
@@ -127,8 +131,8 @@ class SubscribeCreateErrorData(InstallationFields):
 class ConnectionFields(Wire):
     """Data of the connection.* types: no installationId, integrationId or groupName."""
 
-    project_id: str
-    connection_id: str
+    project_id: EntityId
+    connection_id: EntityId
     provider: str
     group_ref: str
     consumer_ref: str
@@ -142,8 +146,8 @@ class ConnectionErrorData(ConnectionFields):
 
 
 class DestinationWebhookDisabledData(Wire):
-    project_id: str
-    destination_id: str
+    project_id: EntityId
+    destination_id: EntityId
     destination_name: str
     """The join key to read objects, whose config names their destination."""
     url: str

@@ -24,7 +24,11 @@ class Settings:
     pool_size: int = 10
     batch_size: int = 1000
     """Most notifications one group commit writes in one transaction."""
-    projection_batch_size: int = 5000
+    max_pending: int = 10_000
+    """Notifications that may wait for a commit; past it the webhook answers 503 (bounded memory)."""
+    projection_batch_size: int = 1000
+    projection_poll_interval: float = 1.0
+    """Runners poll this often besides being woken by NOTIFY (a lost NOTIFY costs at most this)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:

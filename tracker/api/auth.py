@@ -1,21 +1,23 @@
-"""Bearer-token check for every `/v1/` route when TRACKER_API_TOKEN is set."""
+"""Bearer-token check for every route but the signed webhook, when TRACKER_API_TOKEN is set."""
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Collection
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from tracker.api.responses import error_response
 
 
-def bearer_auth(token: str) -> web.middleware:  # type: ignore[valid-type]
+def bearer_auth(token: str, public: Collection[Handler]) -> Middleware:
+    """Decide by route, not by path: the API may be mounted under any prefix."""
     expected = f"Bearer {token}".encode()
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if "/v1/" in request.path:  # also when the API is mounted under a prefix
+        if request.match_info.handler not in public:
             given = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(given, expected):  # constant time: no guessing by timing
                 return error_response(401, "missing or wrong bearer token")

@@ -52,11 +52,20 @@ async def installations(request: web.Request) -> web.Response:
 
 @routes.get("/v1/installations/{key}/events")
 async def installation_events(request: web.Request) -> web.Response:
+    """The timeline, paged by stream version: `?after=N&limit=M`, `nextCursor` is the next `after`."""
     key = request.match_info["key"]
-    events = await request.app[TRACKER].events(key)
-    if not events:
+    try:
+        after, limit = int(request.query.get("after", "0")), int(request.query.get("limit", "100"))
+    except ValueError:
+        return error_response(400, "after and limit must be integers")
+    if after < 0 or not 1 <= limit <= MAX_LIMIT:
+        return error_response(400, f"after must be >= 0 and limit between 1 and {MAX_LIMIT}")
+    events = await request.app[TRACKER].events(key, after, limit + 1)
+    if not events and after == 0:
         return error_response(404, f"no installation {key!r}")
-    return json_response({"items": events})
+    more = len(events) > limit
+    events = events[:limit]
+    return json_response({"items": events, "nextCursor": events[-1]["version"] if more else None})
 
 
 @routes.get("/v1/connections/{key}")

@@ -8,15 +8,21 @@ from tracker.api.keys import TRACKER
 from tracker.api.responses import error_response, json_response
 from tracker.ingest.parsing import NotJSONObjectError, SchemaError
 from tracker.ingest.signatures import SignatureError
-from tracker.store.errors import OverloadedError, StoreUnavailableError
+from tracker.store.errors import EventRefusedError, OverloadedError, StoreUnavailableError
 
 routes = web.RouteTableDef()
+MAX_BODY = 1024 * 1024
+"""Ampersand caps payloads at 300 KB; anything over 1 MiB is not a notification."""
 RETRY_AFTER = {"Retry-After": "5"}
 
 
 @routes.post("/webhooks/ampersand")
 async def receive(request: web.Request) -> web.Response:
-    body = await request.read()  # over client_max_size: aiohttp answers 413
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        return error_response(413, f"body over {MAX_BODY} bytes")
+    body = await request.read()  # the application's client_max_size bounds what is read
+    if len(body) > MAX_BODY:  # mounted in a host whose limit is larger: ours still holds
+        return error_response(413, f"body over {MAX_BODY} bytes")
     try:
         appended = await request.app[TRACKER].webhook.receive(body, request.headers)
     except SignatureError as exc:
@@ -27,6 +33,8 @@ async def receive(request: web.Request) -> web.Response:
         return error_response(
             422, "notification does not match its schema", type=exc.notification_type, problems=exc.problems
         )
+    except EventRefusedError as exc:
+        return error_response(422, "notification cannot be stored", detail=str(exc))
     except OverloadedError:
         return error_response(503, "too busy, retry later", headers=RETRY_AFTER)
     except StoreUnavailableError:

@@ -47,6 +47,9 @@ class UnrecognizedEvent(TrackerEvent):
 
     notification_type: str
 
+    def apply(self, aggregate: Any) -> None:
+        """Change nothing: what an unknown type means is not known yet."""
+
 
 class TrackerAggregate(BaseAggregate[str]):
     """An entity whose state the library reconstitutes from its stream."""

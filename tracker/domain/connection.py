@@ -59,5 +59,5 @@ class Failed(ConnectionEvent):
         aggregate.errors = list(self.data.get("errors") or self.data.get("error") or [])
 
 
-class Unrecognized(ConnectionEvent, UnrecognizedEvent):
+class Unrecognized(UnrecognizedEvent, ConnectionEvent):  # UnrecognizedEvent first: it changes no state
     TOPIC = "tracker.connection.unrecognized"

@@ -32,5 +32,5 @@ class WebhookDisabled(DestinationEvent):
         aggregate.disabled = True
 
 
-class Unrecognized(DestinationEvent, UnrecognizedEvent):
+class Unrecognized(UnrecognizedEvent, DestinationEvent):  # UnrecognizedEvent first: it changes no state
     TOPIC = "tracker.destination.unrecognized"

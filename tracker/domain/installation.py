@@ -93,5 +93,5 @@ class SubscribeFailed(InstallationEvent):
     NOTIFICATION_TYPE = "subscribe.create.error"
 
 
-class Unrecognized(InstallationEvent, UnrecognizedEvent):
+class Unrecognized(UnrecognizedEvent, InstallationEvent):  # UnrecognizedEvent first: it changes no state
     TOPIC = "tracker.installation.unrecognized"

@@ -27,6 +27,10 @@ _UNRECOGNIZED: tuple[tuple[str, type[TrackerAggregate], type[TrackerEvent]], ...
 )
 
 
+MAX_ID_LENGTH = 256
+"""As the wire models allow for known types: longer ids are not Ampersand's and are not indexed."""
+
+
 def route(notification_type: str, data: dict[str, Any]) -> tuple[str, type[TrackerEvent]]:
     """Return the stream id and the event class for a validated notification."""
     known = _KNOWN.get(notification_type)
@@ -34,7 +38,7 @@ def route(notification_type: str, data: dict[str, Any]) -> tuple[str, type[Track
         return known.AGGREGATE.stream_id(data[_ID_FIELD[known.AGGREGATE]]), known
     for field, aggregate, event_class in _UNRECOGNIZED:
         entity_id = data.get(field)
-        if isinstance(entity_id, str) and entity_id:
+        if isinstance(entity_id, str) and 0 < len(entity_id) <= MAX_ID_LENGTH:
             return aggregate.stream_id(entity_id), event_class
     return unrouted.Unrouted.stream_id(notification_type), unrouted.Unrecognized
 

@@ -14,6 +14,9 @@ from pydantic import ValidationError
 
 from tracker.models import KNOWN_TYPES, NOTIFICATION
 
+MAX_TYPE_LENGTH = 128
+"""A longer notificationType is not one of Ampersand's: refuse it rather than index it."""
+
 
 class NotJSONObjectError(ValueError):
     """The input is not a notification at all: not JSON, not an object, or no type or data."""
@@ -56,7 +59,18 @@ def parse_webhook_body(body: bytes) -> Parsed:
     if not isinstance(obj, dict):
         msg = f"body must be a JSON object, got {_json_kind(obj)}"
         raise NotJSONObjectError(msg)
-    return _parse_webhook_shape(obj, where="body")
+    # JSON can only carry a NUL as the escape \u0000: without it in the bytes, no string needs a look.
+    return _parse_webhook_shape(obj, where="body", check_nul=b"\\u0000" in body)
+
+
+def parse_record(raw: bytes) -> Parsed:
+    """Parse one JSON document in either shape (an NDJSON line, a Kinesis record, an API call)."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        msg = f"not valid JSON: {exc}"
+        raise NotJSONObjectError(msg) from None
+    return parse_object(obj)
 
 
 def parse_object(obj: object) -> Parsed:
@@ -69,7 +83,7 @@ def parse_object(obj: object) -> Parsed:
         msg = f"a notification must be a JSON object, got {_json_kind(obj)}"
         raise NotJSONObjectError(msg)
     if "notificationType" in obj:
-        return _parse_webhook_shape(obj, where="object")
+        return _parse_webhook_shape(obj, where="object", check_nul=True)
     if "metadata" not in obj:
         msg = (
             "object has neither notificationType nor metadata; expected"
@@ -87,13 +101,18 @@ def parse_object(obj: object) -> Parsed:
     return parse_data(notification_type, obj["data"], metadata)
 
 
-def parse_data(notification_type: str, data: object, metadata: dict[str, Any] | None = None) -> Parsed:
+def parse_data(
+    notification_type: str, data: object, metadata: dict[str, Any] | None = None, *, check_nul: bool = True
+) -> Parsed:
     """Validate `data` for a type known from outside, as for a bare Kinesis data object.
 
     `data` that is not an object is a SchemaError (422) for a known type, whose schema it fails; for an
     unknown type there is no schema to fail, so it is a NotJSONObjectError (400): every notification
     carries an object.
     """
+    if len(notification_type) > MAX_TYPE_LENGTH:
+        msg = f"notificationType is longer than {MAX_TYPE_LENGTH} characters"
+        raise NotJSONObjectError(msg)
     recognized = notification_type in KNOWN_TYPES
     if not isinstance(data, dict):
         if recognized:
@@ -104,10 +123,15 @@ def parse_data(notification_type: str, data: object, metadata: dict[str, Any] | 
         NOTIFICATION.validate_python({"notificationType": notification_type, "data": data})
     except ValidationError as exc:
         raise SchemaError(notification_type, _problems(exc)) from None
+    if check_nul:
+        for name, value in (("data", data), ("metadata", metadata)):
+            if (where := _nul_path(value, name)) is not None:
+                problem = f"{where}: contains a NUL character (\\u0000), which PostgreSQL's jsonb cannot store"
+                raise SchemaError(notification_type, [problem])
     return Parsed(notification_type, data, recognized, {} if metadata is None else metadata)
 
 
-def _parse_webhook_shape(obj: dict[str, Any], where: str) -> Parsed:
+def _parse_webhook_shape(obj: dict[str, Any], where: str, check_nul: bool) -> Parsed:
     missing = [key for key in ("notificationType", "data") if key not in obj]
     if missing:
         expected = '{"notificationType": ..., "data": {...}}'
@@ -117,7 +141,24 @@ def _parse_webhook_shape(obj: dict[str, Any], where: str) -> Parsed:
     if not isinstance(notification_type, str) or not notification_type:
         msg = f"notificationType must be a non-empty string, got {_json_kind(notification_type)}"
         raise NotJSONObjectError(msg)
-    return parse_data(notification_type, obj["data"])
+    return parse_data(notification_type, obj["data"], check_nul=check_nul)
+
+
+def _nul_path(value: object, path: str) -> str | None:
+    """Where a NUL character hides in a decoded JSON value (keys included), if anywhere."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                return path
+            if (found := _nul_path(item, f"{path}.{key}")) is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if (found := _nul_path(item, f"{path}[{index}]")) is not None:
+                return found
+    return None
 
 
 def _type_from_metadata(metadata: dict[str, Any]) -> str:

@@ -1,28 +1,38 @@
-"""The one path every notification takes, whatever door it came in by: route, then append."""
+"""The one path every notification takes, whatever door it came in by.
+
+Parse, quarantine what is refused, route to a stream, append. The webhook, the file import and
+`Tracker.ingest` differ only in how they parse and in what they know of the delivery.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from tracker.domain import route
-from tracker.ingest.parsing import Parsed
+from tracker.ingest.dedupe import bounded, dedupe_key
+from tracker.ingest.parsing import NotJSONObjectError, Parsed, SchemaError
+from tracker.store.errors import EventRefusedError
 from tracker.store.event_log import Appended, NewEvent
 from tracker.store.group_commit import GroupCommit
+from tracker.store.quarantine import Quarantine, Refused
+
+REFUSED = (NotJSONObjectError, SchemaError, EventRefusedError)
+"""What a sender cannot fix by retrying: the delivery is quarantined, then the error is raised."""
 
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """How a notification reached us: kept in the event's metadata."""
+    """How a notification reached us: kept in the event's metadata (or the quarantine's row)."""
 
     source: str  # webhook | import | kinesis | api
     raw: bytes
-    dedupe_key: str
     delivery_id: str | None = None
     signature_verified: bool = False
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    transport: dict[str, Any] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -30,29 +40,46 @@ class Delivery:
             "deliveryId": self.delivery_id,
             "receivedAt": self.received_at.isoformat(),
             "signatureVerified": self.signature_verified,
-            **self.transport,
         }
 
 
 class Pipeline:
-    def __init__(self, commit: GroupCommit) -> None:
+    def __init__(self, commit: GroupCommit, quarantine: Quarantine) -> None:
         self._commit = commit
+        self._quarantine = quarantine
 
-    async def accept(self, notification: Parsed, delivery: Delivery) -> Appended:
-        """Append the notification; resolves once its transaction has committed."""
-        stream_id, event_class = route(notification.notification_type, notification.data)
-        metadata = delivery.metadata()
-        if notification.metadata:
-            metadata["recordMetadata"] = notification.metadata
-        return await self._commit.append(
-            NewEvent(
-                stream_id=stream_id,
-                event_class=event_class,
-                notification_type=notification.notification_type,
-                data=notification.data,
-                raw=delivery.raw,
-                metadata=metadata,
-                dedupe_key=delivery.dedupe_key,
-                received_at=delivery.received_at,
-            )
-        )
+    async def ingest(
+        self, parse: Callable[[bytes], Parsed], delivery: Delivery, *, wait_for_room: bool = False
+    ) -> Appended:
+        """Append the delivery's notification; resolves once its transaction has committed.
+
+        Raises one of REFUSED once the delivery is in quarantine, or StoreUnavailableError /
+        OverloadedError when the sender should retry later.
+        """
+        try:
+            notification = parse(delivery.raw)
+            return await self._commit.append(new_event(notification, delivery), wait_for_room=wait_for_room)
+        except REFUSED as exc:
+            problems = exc.problems if isinstance(exc, SchemaError) else []
+            source, raw, delivery_id, headers = delivery.source, delivery.raw, delivery.delivery_id, delivery.headers
+            kept_id = bounded(delivery_id) if delivery_id else None
+            await self._quarantine.keep(Refused(source, str(exc), raw, kept_id, problems, headers))
+            raise
+
+
+def new_event(notification: Parsed, delivery: Delivery) -> NewEvent:
+    """The event to append for a parsed notification: its stream, domain event class and dedupe key."""
+    stream_id, event_class = route(notification.notification_type, notification.data)
+    metadata = delivery.metadata()
+    if notification.metadata:
+        metadata["recordMetadata"] = notification.metadata
+    return NewEvent(
+        stream_id=stream_id,
+        event_class=event_class,
+        notification_type=notification.notification_type,
+        data=notification.data,
+        raw=delivery.raw,
+        metadata=metadata,
+        dedupe_key=dedupe_key(notification, delivery.delivery_id, delivery.raw),
+        received_at=delivery.received_at,
+    )

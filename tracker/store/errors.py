@@ -39,5 +39,9 @@ class UnavailableGuard:
             raise StoreUnavailableError(msg) from exc
 
 
+class EventRefusedError(Exception):
+    """The database refused this one event (its neighbours in the batch were stored)."""
+
+
 class OverloadedError(Exception):
     """Too many notifications are waiting for a commit; the sender should retry later."""

@@ -140,22 +140,13 @@ class EventLog:
             for e, s in zip(events, stored, strict=True)
         }
 
-    async def read(self, after: int, limit: int) -> list[Recorded]:
-        """Events after `after` in position order: what a projection folds next."""
-        rows = await self._pool.fetch(
-            "SELECT position, stream_id, version, type, payload->'data' AS data, received_at"
-            " FROM events WHERE position > $1 ORDER BY position LIMIT $2",
-            after,
-            limit,
-        )
-        return [Recorded(*row) for row in rows]
-
-    async def stream(self, stream_id: str, limit: int = 1000) -> list[asyncpg.Record]:
-        """An entity's timeline, oldest first, with the transport metadata."""
+    async def stream(self, stream_id: str, after_version: int, limit: int) -> list[asyncpg.Record]:
+        """A page of an entity's timeline, oldest first, with the transport metadata."""
         return await self._pool.fetch(
             "SELECT position, version, type, payload->'data' AS data, metadata, received_at"
-            " FROM events WHERE stream_id = $1 ORDER BY version LIMIT $2",
+            " FROM events WHERE stream_id = $1 AND version > $2 ORDER BY version LIMIT $3",
             stream_id,
+            after_version,
             limit,
         )
 

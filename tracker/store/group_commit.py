@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 import asyncpg
 
-from tracker.store.errors import OverloadedError
+from tracker.store.errors import EventRefusedError, OverloadedError, StoreUnavailableError
 from tracker.store.event_log import Appended, EventLog, NewEvent
+
+log = logging.getLogger(__name__)
 
 _Pending = tuple[NewEvent, "asyncio.Future[Appended]"]
 
@@ -20,26 +23,39 @@ class GroupCommit:
     cost of a commit is shared without a timer adding latency at low load.
     """
 
-    def __init__(self, log: EventLog, max_batch: int, max_pending: int) -> None:
-        self._log = log
+    def __init__(self, event_log: EventLog, max_batch: int, max_pending: int) -> None:
+        self._event_log = event_log
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=max_pending)
         self._writer: asyncio.Task[None] | None = None
+        self._stopping = False
 
-    async def append(self, event: NewEvent) -> Appended:
+    async def append(self, event: NewEvent, *, wait_for_room: bool = False) -> Appended:
+        """Resolve once the event's transaction commits.
+
+        A full queue raises OverloadedError (a webhook answers 503 and the sender retries), unless
+        `wait_for_room`, for callers that can simply slow down, like a file import.
+        """
+        if self._stopping:
+            msg = "the tracker is stopping"
+            raise StoreUnavailableError(msg)
         future: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
-        try:
-            self._queue.put_nowait((event, future))
-        except asyncio.QueueFull:
-            msg = "too many notifications waiting for a commit"
-            raise OverloadedError(msg) from None
+        if wait_for_room:
+            await self._queue.put((event, future))
+        else:
+            try:
+                self._queue.put_nowait((event, future))
+            except asyncio.QueueFull:
+                msg = "too many notifications waiting for a commit"
+                raise OverloadedError(msg) from None
         return await future
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_forever(), name="group-commit")
 
     async def stop(self) -> None:
-        """Write what is queued, then stop."""
+        """Refuse new appends, write what is queued, then stop."""
+        self._stopping = True
         await self._queue.join()
         if self._writer is not None:
             self._writer.cancel()
@@ -53,29 +69,32 @@ class GroupCommit:
                 batch.append(self._queue.get_nowait())
             try:
                 await self._write(batch)
+            except Exception as exc:  # a bug must fail these callers, not stop every later one
+                log.exception("group commit failed on a batch of %d", len(batch))
+                _fail(batch, exc)
             finally:
                 for _ in batch:
                     self._queue.task_done()
 
     async def _write(self, batch: list[_Pending]) -> None:
         try:
-            outcomes = await self._log.append([event for event, _ in batch])
+            outcomes = await self._event_log.append([event for event, _ in batch])
         except asyncpg.PostgresError as exc:
             if len(batch) == 1:
-                _settle(batch, exc)
+                _fail(batch, EventRefusedError(f"the database refused the event: {exc}"))
                 return
-            # One bad event (say, a string jsonb refuses) must not fail its neighbours: write one by one.
+            # One bad event (say, an id too long to index) must not fail its neighbours: one by one.
             for pending in batch:
                 await self._write([pending])
-        except Exception as exc:  # the database is unreachable: every caller hears it and may retry
-            _settle(batch, exc)
+        except StoreUnavailableError as exc:  # every caller hears it and may retry
+            _fail(batch, exc)
         else:
             for (_, future), outcome in zip(batch, outcomes, strict=True):
                 if not future.done():
                     future.set_result(outcome)
 
 
-def _settle(batch: list[_Pending], exc: BaseException) -> None:
+def _fail(batch: list[_Pending], exc: BaseException) -> None:
     for _, future in batch:
         if not future.done():
             future.set_exception(exc)
