@@ -9,21 +9,13 @@ from typing import Any
 
 import orjson
 from pydantic import TypeAdapter
+from pydantic.alias_generators import to_snake
 
 from projections.read_model import CAMEL_CASE, ReadModel, identity
+from tracker.domain.installation import IDENTITY_FIELDS
 from tracker.store.event_log import Recorded
 
-IDENTITY = (
-    ("project_id", "projectId"),
-    ("provider", "provider"),
-    ("integration_id", "integrationId"),
-    ("integration_name", "integrationName"),
-    ("group_ref", "groupRef"),
-    ("group_name", "groupName"),
-    ("consumer_ref", "consumerRef"),
-    ("consumer_name", "consumerName"),
-    ("connection_id", "connectionId"),
-)
+IDENTITY = tuple((to_snake(field), field) for field in sorted(IDENTITY_FIELDS - {"installationId"}))
 LAST_ERRORS_KEPT = 10
 
 
