@@ -1,13 +1,15 @@
 """Child processes that are always reaped: servers, the load generator and timed replays.
 
 Each child starts in its own session, so killing its process group also ends anything it spawned;
-output goes to a file, not a pipe, so a chatty server can never block on a full pipe.
+on Linux it is also killed if the benchmark itself dies uncleanly. Output goes to a file, not a
+pipe, so a chatty server can never block on a full pipe.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -19,6 +21,9 @@ from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
 PYTHON = sys.executable
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+"""Loaded before any fork: the child may only make the call, not load a library."""
 
 
 class ChildError(RuntimeError):
@@ -31,6 +36,12 @@ def free_port() -> int:
         probe.bind((LOOPBACK, 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def _die_with_parent() -> None:
+    """Run in the child before exec: a SIGKILLed benchmark must not leave a server listening."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def child_env(extra: Mapping[str, str]) -> dict[str, str]:
@@ -74,6 +85,7 @@ async def spawn(name: str, args: list[str], env: Mapping[str, str], log_dir: Pat
             stderr=asyncio.subprocess.STDOUT,
             env=dict(env),
             start_new_session=True,
+            preexec_fn=_die_with_parent,  # one libc call, no locks taken: safe after fork
         )
     child = Child(name, process, log)
     try:
@@ -83,17 +95,17 @@ async def spawn(name: str, args: list[str], env: Mapping[str, str], log_dir: Pat
 
 
 async def _stop(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
+    """Signal the child's group only while the child lives: once reaped, its id may name another."""
+    if process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), 5)
+    except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), 5)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
-    with contextlib.suppress(ProcessLookupError):  # a grandchild that outlived its parent
-        os.killpg(process.pid, signal.SIGKILL)
+            os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()
 
 
 async def wait_listening(child: Child, port: int, timeout: float = 60) -> None:

@@ -45,21 +45,6 @@ async def throwaway_database(url: str) -> AsyncIterator[str]:
         await admin.close()
 
 
-async def empty_tables(url: str, tables: str) -> None:
-    """Truncate the tables that exist among `tables` (comma separated), so each repetition starts empty."""
-    conn = await asyncpg.connect(url)
-    try:
-        present = [
-            table.strip()
-            for table in tables.split(",")
-            if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table.strip())
-        ]
-        if present:
-            await conn.execute(f"TRUNCATE {', '.join(present)} RESTART IDENTITY")
-    finally:
-        await conn.close()
-
-
 async def count_rows(url: str, table: str) -> int:
     conn = await asyncpg.connect(url)
     try:

@@ -56,13 +56,17 @@ def config(installation: int, revision: int = 0) -> dict[str, Any]:
     }
 
 
+def installation_id(installation: int) -> str:
+    return f"inst-{installation:06d}"
+
+
 def _installation_fields(installation: int) -> dict[str, Any]:
     return {
         "projectId": f"proj-{installation % 7}",
         "provider": "salesforce",
         "integrationId": f"integ-{installation % 3}",
         "integrationName": "Salesforce sync",
-        "installationId": f"inst-{installation:06d}",
+        "installationId": installation_id(installation),
         "connectionId": f"conn-{installation:06d}",
         "groupRef": f"group-{installation:06d}",
         "groupName": f"Customer {installation}",

@@ -33,7 +33,7 @@ async def rebuild(url: str) -> dict[str, Any]:
         started = time.perf_counter()
         folded = await tracker.rebuild()
         seconds = time.perf_counter() - started
-    return {"events": sum(folded.values()), "folded": folded, "seconds": seconds}
+    return {"folded": folded, "seconds": seconds}
 
 
 async def raw_read(url: str) -> dict[str, Any]:
@@ -48,14 +48,14 @@ async def raw_read(url: str) -> dict[str, Any]:
             decoder=lambda data: orjson.loads(data[1:]),
         )
         started = time.perf_counter()
-        events, position = 0, 0
+        read, position = 0, 0
         while rows := await conn.fetch(_RAW_PAGE, position, PAGE):
-            events += len(rows)
+            read += len(rows)
             position = rows[-1]["position"]
         seconds = time.perf_counter() - started
     finally:
         await conn.close()
-    return {"events": events, "seconds": seconds}
+    return {"read": read, "seconds": seconds}
 
 
 def main() -> None:

@@ -37,9 +37,9 @@ class ReadModel(Generic[View]):
     """The key and filter column values of a view, in `columns` order."""
     adapter: TypeAdapter[View]
 
-    def to_document(self, view: View) -> dict[str, Any]:
-        document: dict[str, Any] = self.adapter.dump_python(view, by_alias=True, mode="json")
-        return document
+    def to_json(self, view: View) -> bytes:
+        """The document the API serves, as JSON: stored into jsonb without a second encoding."""
+        return self.adapter.dump_json(view, by_alias=True)
 
-    def from_document(self, document: dict[str, Any]) -> View:
-        return self.adapter.validate_python(document)
+    def from_json(self, document: str | bytes) -> View:
+        return self.adapter.validate_json(document)

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 _YIELD_EVERY = 200
 """Views folded between two yields to the event loop, so a big batch does not stall the webhook."""
 _MAX_BACKOFF = 30.0
+_REBUILD_VIEWS_IN_MEMORY = 10_000
+"""Past this many views a rebuild writes them out and starts afresh: memory stays bounded."""
 
 
 class ProjectionRunner(Generic[View]):
@@ -45,14 +47,19 @@ class ProjectionRunner(Generic[View]):
             f"INSERT INTO {model.table} ({names}) SELECT * FROM unnest({arrays})"
             f" ON CONFLICT ({model.key_column}) DO UPDATE SET {updates}"
         )
-        self._load_sql = f"SELECT {model.key_column} AS key, doc FROM {model.table} WHERE {model.key_column} = ANY($1)"
+        self._load_sql = (
+            f"SELECT {model.key_column} AS key, doc::text AS doc FROM {model.table} WHERE {model.key_column} = ANY($1)"
+        )
         self._types = sorted(model.types)
 
     async def run_batch(self) -> int:
         """Fold the next batch; return how many events it held (0: caught up)."""
         async with self._pool.acquire() as conn, conn.transaction():
             position = await self._lock_checkpoint(conn)
-            folded, new_position = await self._fold_next(conn, position)
+            views: dict[str, View] = {}
+            changed: set[str] = set()
+            folded, new_position = await self._fold_next(conn, position, views, changed)
+            await self._write(conn, views, changed)
             await conn.execute(
                 # never backwards, even if the log was restored to an older head
                 "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1 AND position < $2",
@@ -72,17 +79,24 @@ class ProjectionRunner(Generic[View]):
         """Empty the read model and replay the whole log into it, in one transaction.
 
         Readers keep seeing the old rows until the new ones commit, and a live runner of the same read
-        model waits on the checkpoint row meanwhile.
+        model waits on the checkpoint row meanwhile. Views stay in memory across batches (up to a
+        bound, then they are written out), so a view touched by many batches is written once.
         """
         async with self._pool.acquire() as conn, conn.transaction():
             await self._lock_checkpoint(conn)
             await conn.execute(f"DELETE FROM {self.model.table}")
+            views: dict[str, View] = {}
+            changed: set[str] = set()
             position = total = 0
             while True:
-                folded, new_position = await self._fold_next(conn, position)
+                folded, new_position = await self._fold_next(conn, position, views, changed)
                 if new_position == position:
                     break
                 total, position = total + folded, new_position
+                if len(views) > _REBUILD_VIEWS_IN_MEMORY:
+                    await self._write(conn, views, changed)
+                    views.clear()
+            await self._write(conn, views, changed)
             await conn.execute(
                 "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
                 self.model.name,
@@ -90,11 +104,17 @@ class ProjectionRunner(Generic[View]):
             )
             return total
 
-    async def run_forever(self, wake: asyncio.Event, poll_interval: float) -> None:
-        """Follow the log: fold what is there, then sleep until woken (a NOTIFY) or the next poll."""
+    async def run_forever(self, wake: asyncio.Event, poll_interval: float, min_interval: float) -> None:
+        """Follow the log: fold what is there, then sleep until woken (a NOTIFY) or the next poll.
+
+        Folds start at least `min_interval` apart: a busy log notifies on every commit, and a fold per
+        commit would spend the webhook's CPU on transactions of a few events each.
+        """
+        loop = asyncio.get_running_loop()
         backoff = poll_interval
         while True:
             wake.clear()
+            started = loop.time()
             try:
                 await self.catch_up()
                 backoff = poll_interval
@@ -105,6 +125,7 @@ class ProjectionRunner(Generic[View]):
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), poll_interval)
+            await asyncio.sleep(max(0.0, started + min_interval - loop.time()))
 
     async def _lock_checkpoint(self, conn: Connection) -> int:
         """Read the checkpoint and hold its row: two runners of one read model take turns."""
@@ -115,31 +136,46 @@ class ProjectionRunner(Generic[View]):
         )
         return position
 
-    async def _fold_next(self, conn: Connection, position: int) -> tuple[int, int]:
-        """Fold the batch after `position`; return how many events it held and where it ended."""
+    async def _fold_next(
+        self, conn: Connection, position: int, views: dict[str, View], changed: set[str]
+    ) -> tuple[int, int]:
+        """Fold the batch after `position` into `views`, noting the keys it `changed`.
+
+        Returns how many events the batch held and the position it ended at.
+        """
         rows = await conn.fetch(self._read_sql, position, self._types)
         events = [Recorded(*row[:6]) for row in rows if row["position"] is not None]
         # Fewer events than asked: every event up to the head seen by the same query is folded.
         new_position = events[-1].position if len(events) == self._batch_size else max(rows[0]["head"], position)
         if events:
-            await self._fold(conn, events)
+            await self._fold(conn, events, views, changed)
         return len(events), new_position
 
-    async def _fold(self, conn: Connection, events: list[Recorded]) -> None:
+    async def _fold(self, conn: Connection, events: list[Recorded], views: dict[str, View], changed: set[str]) -> None:
         by_key: defaultdict[str, list[Recorded]] = defaultdict(list)
         for event in events:
             by_key[self.model.key_of(event)].append(event)
-        current = {
-            row["key"]: self.model.from_document(row["doc"]) for row in await conn.fetch(self._load_sql, list(by_key))
-        }
-        rows: list[tuple[Any, ...]] = []
+        missing = [key for key in by_key if key not in views]
+        for row in await conn.fetch(self._load_sql, missing) if missing else ():
+            views[row["key"]] = self.model.from_json(row["doc"])
         for count, (key, stream) in enumerate(by_key.items(), start=1):
-            before = view = current.get(key)
+            before = view = views.get(key)
             for event in stream:
                 view = self.model.evolve(view, event)
             if view is not None and view is not before:
-                rows.append((*self.model.row_of(view), view.position, self.model.to_document(view)))  # type: ignore[attr-defined]
+                views[key] = view
+                changed.add(key)
             if count % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)
+
+    async def _write(self, conn: Connection, views: dict[str, View], changed: set[str]) -> None:
+        """Upsert the changed views (and forget that they changed)."""
+        rows: list[tuple[Any, ...]] = []
+        for count, key in enumerate(changed, start=1):
+            view = views[key]
+            rows.append((*self.model.row_of(view), view.position, self.model.to_json(view)))  # type: ignore[attr-defined]
+            if count % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+        changed.clear()
         if rows:
             await conn.execute(self._upsert_sql, *(list(column) for column in zip(*rows, strict=True)))

@@ -118,7 +118,7 @@ async def test_a_runner_never_passes_an_event_that_commits_late(make_tracker: Ma
         transaction = conn.transaction()
         await transaction.start()
         # A writer that took its position first but commits last.
-        await tracker.event_log._append(
+        await tracker.event_log.append_on(
             conn, [_new_event(installation_event("read.backfill.done", late, objectName="a"))]
         )
         second = asyncio.create_task(tracker.ingest(installation_event("read.backfill.done", early, objectName="a")))

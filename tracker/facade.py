@@ -101,7 +101,7 @@ class Tracker:
         listener = listen_for_appends(self.database_url, self._wake_runners, retry_interval=interval)
         self._tasks.append(asyncio.create_task(listener, name="log-listener"))
         for runner, wake in zip(self.runners, self._wake, strict=True):
-            follow = runner.run_forever(wake, interval)
+            follow = runner.run_forever(wake, interval, self.settings.projection_min_interval)
             self._tasks.append(asyncio.create_task(follow, name=f"projection-{runner.model.name}"))
 
     def _wake_runners(self) -> None:

@@ -29,6 +29,8 @@ class Settings:
     projection_batch_size: int = 1000
     projection_poll_interval: float = 1.0
     """Runners poll this often besides being woken by NOTIFY (a lost NOTIFY costs at most this)."""
+    projection_min_interval: float = 0.05
+    """Runners fold at most this often: under load, one transaction takes many commits' events."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +16,8 @@ from tracker.store.errors import UnavailableGuard
 
 NOTIFY_CHANNEL = "tracker_events"
 _APPEND_LOCK = 0x7472_6163_6B02
-"""Serialises appends, so positions commit in increasing order and readers never pass a late commit."""
+"""Serialises appends, so positions commit in increasing order and readers never pass a late commit.
+The append function in `sql/004_append_function.sql` takes it; the value is written there too."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +65,13 @@ class Recorded:
     received_at: datetime
 
 
-_INSERT = """
-INSERT INTO events (stream_id, version, type, topic, payload, raw, metadata, dedupe_key, received_at)
-SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::jsonb[], $6::bytea[], $7::jsonb[],
-                     $8::text[], $9::timestamptz[])
-RETURNING position, dedupe_key
-"""
+_APPEND = (
+    "SELECT position, stream_id, version, duplicate FROM append_events("
+    "$1::text[], $2::text[], $3::text[], $4::jsonb[], $5::bytea[], $6::jsonb[], $7::text[], $8::timestamptz[])"
+)
+UNNUMBERED = 0
+"""The version a domain event carries while it is mapped: eventsourcing's mapper leaves the version out of
+the stored state, so an event is mapped first and numbered by the log, under its append lock."""
 
 
 class EventLog:
@@ -78,67 +80,26 @@ class EventLog:
         self._mapper = mapper
 
     async def append(self, batch: Sequence[NewEvent]) -> list[Appended]:
-        """Append the batch in one transaction; events whose dedupe key is known come back as duplicates."""
+        """Append the batch in one statement; events whose dedupe key is known come back as duplicates."""
         with UnavailableGuard("event log"):
-            async with self._pool.acquire() as conn, conn.transaction():
-                return await self._append(conn, batch)
+            async with self._pool.acquire() as conn:
+                return await self.append_on(conn, batch)
 
-    async def _append(self, conn: Connection, batch: Sequence[NewEvent]) -> list[Appended]:
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
-        keys = [event.dedupe_key for event in batch]
-        known: dict[str, Appended] = {
-            row["dedupe_key"]: Appended(row["position"], row["stream_id"], row["version"], duplicate=True)
-            for row in await conn.fetch(
-                "SELECT dedupe_key, position, stream_id, version FROM events WHERE dedupe_key = ANY($1)", keys
-            )
-        }
-        fresh: dict[str, NewEvent] = {}
-        for event in batch:
-            if event.dedupe_key not in known:
-                fresh.setdefault(event.dedupe_key, event)
-        if fresh:
-            known.update(await self._insert(conn, list(fresh.values())))
-        result = []
-        seen: set[str] = set()
-        for key in keys:
-            outcome = known[key]
-            # A key twice in one batch: the first is the append, the second a redelivery of it.
-            result.append(replace(outcome, duplicate=outcome.duplicate or key in seen))
-            seen.add(key)
-        return result
-
-    async def _insert(self, conn: Connection, events: list[NewEvent]) -> dict[str, Appended]:
-        streams = list({event.stream_id for event in events})
-        heads: dict[str, int] = {
-            row["stream_id"]: row["head"]
-            for row in await conn.fetch(
-                "SELECT stream_id, max(version) AS head FROM events WHERE stream_id = ANY($1) GROUP BY stream_id",
-                streams,
-            )
-        }
-        stored: list[StoredEvent] = []
-        for event in events:
-            version = heads.get(event.stream_id, 0) + 1
-            heads[event.stream_id] = version
-            stored.append(self._mapper.to_stored_event(event.to_domain_event(version)))
+    async def append_on(self, conn: Connection, batch: Sequence[NewEvent]) -> list[Appended]:
+        """Append on `conn`, in its transaction if one is open (`sql/004_append_function.sql`)."""
+        stored = [self._mapper.to_stored_event(event.to_domain_event(UNNUMBERED)) for event in batch]
         rows = await conn.fetch(
-            _INSERT,
-            [s.originator_id for s in stored],
-            [s.originator_version for s in stored],
-            [e.notification_type for e in events],
+            _APPEND,
+            [e.stream_id for e in batch],
+            [e.notification_type for e in batch],
             [s.topic for s in stored],
             [s.state for s in stored],
-            [e.raw for e in events],
-            [e.metadata for e in events],
-            [e.dedupe_key for e in events],
-            [e.received_at for e in events],
+            [e.raw for e in batch],
+            [e.metadata for e in batch],
+            [e.dedupe_key for e in batch],
+            [e.received_at for e in batch],
         )
-        position_of = {row["dedupe_key"]: row["position"] for row in rows}
-        await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(max(position_of.values())))
-        return {
-            e.dedupe_key: Appended(position_of[e.dedupe_key], e.stream_id, s.originator_version, duplicate=False)
-            for e, s in zip(events, stored, strict=True)
-        }
+        return [Appended(row["position"], row["stream_id"], row["version"], row["duplicate"]) for row in rows]
 
     async def stream(self, stream_id: str, after_version: int, limit: int) -> list[asyncpg.Record]:
         """A page of an entity's timeline, oldest first, with the transport metadata."""
