@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 _YIELD_EVERY = 200
 """Views folded between two yields to the event loop, so a big batch does not stall the webhook."""
 _MAX_BACKOFF = 30.0
+_RECENT_VIEWS = 10_000
+"""Views a live runner keeps between batches, so a busy entity is not decoded again at every fold."""
 _REBUILD_VIEWS_IN_MEMORY = 10_000
 """Past this many views a rebuild writes them out and starts afresh: memory stays bounded."""
 
@@ -47,19 +49,20 @@ class ProjectionRunner(Generic[View]):
             f"INSERT INTO {model.table} ({names}) SELECT * FROM unnest({arrays})"
             f" ON CONFLICT ({model.key_column}) DO UPDATE SET {updates}"
         )
-        self._load_sql = (
-            f"SELECT {model.key_column} AS key, doc::text AS doc FROM {model.table} WHERE {model.key_column} = ANY($1)"
-        )
+        key = model.key_column
+        self._load_sql = f"SELECT {key} AS key, position, doc::text AS doc FROM {model.table} WHERE {key} = ANY($1)"
         self._types = sorted(model.types)
+        self._recent: dict[str, View] = {}
 
     async def run_batch(self) -> int:
         """Fold the next batch; return how many events it held (0: caught up)."""
         async with self._pool.acquire() as conn, conn.transaction():
             position = await self._lock_checkpoint(conn)
-            views: dict[str, View] = {}
             changed: set[str] = set()
-            folded, new_position = await self._fold_next(conn, position, views, changed)
-            await self._write(conn, views, changed)
+            folded, new_position = await self._fold_next(conn, position, self._recent, changed, own_views=False)
+            await self._write(conn, self._recent, changed)
+            while len(self._recent) > _RECENT_VIEWS:  # forget the oldest
+                del self._recent[next(iter(self._recent))]
             await conn.execute(
                 # never backwards, even if the log was restored to an older head
                 "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1 AND position < $2",
@@ -71,9 +74,11 @@ class ProjectionRunner(Generic[View]):
     async def catch_up(self) -> int:
         """Fold until the head; return how many events were folded."""
         total = 0
-        while folded := await self.run_batch():
+        while True:
+            folded = await self.run_batch()
             total += folded
-        return total
+            if folded < self._batch_size:  # a short batch reached the head its snapshot saw
+                return total
 
     async def rebuild(self) -> int:
         """Empty the read model and replay the whole log into it, in one transaction.
@@ -89,7 +94,7 @@ class ProjectionRunner(Generic[View]):
             changed: set[str] = set()
             position = total = 0
             while True:
-                folded, new_position = await self._fold_next(conn, position, views, changed)
+                folded, new_position = await self._fold_next(conn, position, views, changed, own_views=True)
                 if new_position == position:
                     break
                 total, position = total + folded, new_position
@@ -137,10 +142,12 @@ class ProjectionRunner(Generic[View]):
         return position
 
     async def _fold_next(
-        self, conn: Connection, position: int, views: dict[str, View], changed: set[str]
+        self, conn: Connection, position: int, views: dict[str, View], changed: set[str], *, own_views: bool
     ) -> tuple[int, int]:
         """Fold the batch after `position` into `views`, noting the keys it `changed`.
 
+        With `own_views` (a rebuild, which emptied the table in its own transaction), `views` is the
+        truth for every key it holds; otherwise each is checked against the table first.
         Returns how many events the batch held and the position it ended at.
         """
         rows = await conn.fetch(self._read_sql, position, self._types)
@@ -148,16 +155,18 @@ class ProjectionRunner(Generic[View]):
         # Fewer events than asked: every event up to the head seen by the same query is folded.
         new_position = events[-1].position if len(events) == self._batch_size else max(rows[0]["head"], position)
         if events:
-            await self._fold(conn, events, views, changed)
+            await self._fold(conn, events, views, changed, own_views=own_views)
         return len(events), new_position
 
-    async def _fold(self, conn: Connection, events: list[Recorded], views: dict[str, View], changed: set[str]) -> None:
+    async def _fold(
+        self, conn: Connection, events: list[Recorded], views: dict[str, View], changed: set[str], *, own_views: bool
+    ) -> None:
         by_key: defaultdict[str, list[Recorded]] = defaultdict(list)
         for event in events:
             by_key[self.model.key_of(event)].append(event)
-        missing = [key for key in by_key if key not in views]
-        for row in await conn.fetch(self._load_sql, missing) if missing else ():
-            views[row["key"]] = self.model.from_json(row["doc"])
+        keys = [key for key in by_key if key not in views] if own_views else list(by_key)
+        if keys:
+            await self._load(conn, keys, views)
         for count, (key, stream) in enumerate(by_key.items(), start=1):
             before = view = views.get(key)
             for event in stream:
@@ -167,6 +176,20 @@ class ProjectionRunner(Generic[View]):
                 changed.add(key)
             if count % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)
+
+    async def _load(self, conn: Connection, keys: list[str], views: dict[str, View]) -> None:
+        """Bring `views` up to date with the table for `keys`.
+
+        A view kept from an earlier batch is reused when the table holds the same position (decoding
+        a document is the costly part); another process, or a rolled-back batch, shows as another one.
+        """
+        rows = await conn.fetch(self._load_sql, keys)
+        for row in rows:
+            kept = views.get(row["key"])
+            if kept is None or kept.position != row["position"]:  # type: ignore[attr-defined]
+                views[row["key"]] = self.model.from_json(row["doc"])
+        for key in set(keys) - {row["key"] for row in rows}:
+            views.pop(key, None)
 
     async def _write(self, conn: Connection, views: dict[str, View], changed: set[str]) -> None:
         """Upsert the changed views (and forget that they changed)."""

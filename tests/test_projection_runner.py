@@ -190,3 +190,24 @@ async def test_the_library_reconstitutes_an_installation_from_its_stream(tracker
     assert [type(e).TOPIC for e in events] == [
         "tracker.installation.created", "tracker.read.backfill.done", "tracker.installation.deleted",
     ]  # fmt: skip
+
+
+async def test_a_runner_never_folds_onto_a_view_another_process_has_moved_on(make_tracker: MakeTracker) -> None:
+    first, second = make_tracker(follow_projections=False), make_tracker(follow_projections=False)
+    await first.start()
+    await second.start()
+    installation_id = new_id("inst")
+
+    def write(n: int) -> dict[str, Any]:
+        return installation_event("write.async.done", installation_id, objectName="o", success=True, n=n)
+
+    await first.ingest(write(1))
+    await first.catch_up()  # the first tracker's runner now keeps this view in memory
+    await second.ingest(write(2))
+    await second.catch_up()  # another process folds the next event
+    await first.ingest(write(3))
+    await first.catch_up()
+
+    view = await first.installation(installation_id)
+    assert view is not None
+    assert view["objects"]["o"]["writes"]["operations"] == 3
