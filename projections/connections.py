@@ -73,6 +73,7 @@ def _row(view: ConnectionView) -> tuple[Any, ...]:
 
 CONNECTIONS: ReadModel[ConnectionView] = ReadModel(
     name="connections",
+    stream_prefix="connection",
     table="connection_view",
     key_column="connection_id",
     columns=(("project_id", "text"), ("provider", "text"), ("group_ref", "text"), ("status", "text")),

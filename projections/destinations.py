@@ -57,6 +57,7 @@ def _row(view: DestinationView) -> tuple[Any, ...]:
 
 DESTINATIONS: ReadModel[DestinationView] = ReadModel(
     name="destinations",
+    stream_prefix="destination",
     table="destination_view",
     key_column="destination_id",
     columns=(("project_id", "text"), ("disabled", "boolean")),

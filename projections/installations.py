@@ -252,6 +252,7 @@ def _row(view: InstallationView) -> tuple[Any, ...]:
 
 INSTALLATIONS: ReadModel[InstallationView] = ReadModel(
     name="installations",
+    stream_prefix="installation",
     table="installation_view",
     key_column="installation_id",
     columns=(

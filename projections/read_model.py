@@ -25,6 +25,8 @@ def identity(data: dict[str, Any], fields: tuple[tuple[str, str], ...]) -> dict[
 @dataclass(frozen=True)
 class ReadModel(Generic[View]):
     name: str
+    stream_prefix: str
+    """The streams it folds: `installation` for `installation:<id>`."""
     table: str
     key_column: str
     columns: tuple[tuple[str, str], ...]

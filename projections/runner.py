@@ -14,6 +14,8 @@ import logging
 from collections import defaultdict
 from typing import Any, Generic
 
+import asyncpg
+
 from projections.read_model import ReadModel, View
 from tracker.store.database import Connection, Pool
 from tracker.store.event_log import Recorded
@@ -25,8 +27,7 @@ _YIELD_EVERY = 200
 _MAX_BACKOFF = 30.0
 _RECENT_VIEWS = 10_000
 """Views a live runner keeps between batches, so a busy entity is not decoded again at every fold."""
-_REBUILD_VIEWS_IN_MEMORY = 10_000
-"""Past this many views a rebuild writes them out and starts afresh: memory stays bounded."""
+_REBUILD_ATTEMPTS = 3
 
 
 class ProjectionRunner(Generic[View]):
@@ -53,14 +54,20 @@ class ProjectionRunner(Generic[View]):
         self._load_sql = f"SELECT {key} AS key, position, doc::text AS doc FROM {model.table} WHERE {key} = ANY($1)"
         self._types = sorted(model.types)
         self._recent: dict[str, View] = {}
+        # A rebuild reads the read model's streams in stream order, after (stream_id, version).
+        self._first_stream, self._last_stream = f"{model.stream_prefix}:", f"{model.stream_prefix};"
+        self._replay_sql = (
+            "SELECT position, stream_id, version, type, payload->'data' AS data, received_at FROM events"
+            " WHERE (stream_id, version) > ($1, $2) AND stream_id < $4 AND type = ANY($3::text[])"
+            f" ORDER BY stream_id, version LIMIT {batch_size}"
+        )
 
     async def run_batch(self) -> int:
         """Fold the next batch; return how many events it held (0: caught up)."""
         async with self._pool.acquire() as conn, conn.transaction():
             position = await self._lock_checkpoint(conn)
-            changed: set[str] = set()
-            folded, new_position = await self._fold_next(conn, position, self._recent, changed, own_views=False)
-            await self._write(conn, self._recent, changed)
+            folded, new_position, changed = await self._fold_next(conn, position)
+            await self._write(conn, changed)
             while len(self._recent) > _RECENT_VIEWS:  # forget the oldest
                 del self._recent[next(iter(self._recent))]
             await conn.execute(
@@ -81,31 +88,44 @@ class ProjectionRunner(Generic[View]):
                 return total
 
     async def rebuild(self) -> int:
-        """Empty the read model and replay the whole log into it, in one transaction.
+        """Empty the read model and replay the whole log into it; return how many events it folded.
 
-        Readers keep seeing the old rows until the new ones commit, and a live runner of the same read
-        model waits on the checkpoint row meanwhile. Views stay in memory across batches (up to a
-        bound, then they are written out), so a view touched by many batches is written once.
+        One repeatable-read transaction: readers keep seeing the old rows until the new ones commit,
+        a live runner of the same read model waits on the checkpoint row meanwhile, and the replay sees
+        one snapshot of the log. It reads the log stream by stream, so each view is built whole, written
+        once, and only one page of events and views is in memory at a time. (Streams are independent:
+        the order between them does not change a view, which the projection tests check.)
         """
-        async with self._pool.acquire() as conn, conn.transaction():
+        for attempt in range(1, _REBUILD_ATTEMPTS + 1):
+            try:
+                return await self._rebuild()
+            except asyncpg.SerializationError:  # a live runner moved the checkpoint as we began
+                if attempt == _REBUILD_ATTEMPTS:
+                    raise
+                log.info("rebuild of %s met a concurrent update; starting again", self.model.name)
+        raise AssertionError("unreachable")
+
+    async def _rebuild(self) -> int:
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
             await self._lock_checkpoint(conn)
+            head: int = await conn.fetchval("SELECT coalesce(max(position), 0) FROM events")
             await conn.execute(f"DELETE FROM {self.model.table}")
             views: dict[str, View] = {}
-            changed: set[str] = set()
-            position = total = 0
-            while True:
-                folded, new_position = await self._fold_next(conn, position, views, changed, own_views=True)
-                if new_position == position:
-                    break
-                total, position = total + folded, new_position
-                if len(views) > _REBUILD_VIEWS_IN_MEMORY:
-                    await self._write(conn, views, changed)
-                    views.clear()
-            await self._write(conn, views, changed)
+            after, total = (self._first_stream, 0), 0
+            while rows := await conn.fetch(self._replay_sql, *after, self._types, self._last_stream):
+                events = [Recorded(*row) for row in rows]
+                total += len(events)
+                await self._fold(conn, events, views, load=False)
+                # The last stream of the page may go on in the next one: keep its view, write the rest.
+                going_on = self.model.key_of(events[-1])
+                await self._write(conn, [view for key, view in views.items() if key != going_on])
+                views = {going_on: views[going_on]} if going_on in views else {}
+                after = (events[-1].stream_id, events[-1].version)
+            await self._write(conn, list(views.values()))
             await conn.execute(
                 "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
                 self.model.name,
-                position,
+                head,
             )
             return total
 
@@ -141,41 +161,38 @@ class ProjectionRunner(Generic[View]):
         )
         return position
 
-    async def _fold_next(
-        self, conn: Connection, position: int, views: dict[str, View], changed: set[str], *, own_views: bool
-    ) -> tuple[int, int]:
-        """Fold the batch after `position` into `views`, noting the keys it `changed`.
+    async def _fold_next(self, conn: Connection, position: int) -> tuple[int, int, list[View]]:
+        """Fold the batch after `position` into the recent views.
 
-        With `own_views` (a rebuild, which emptied the table in its own transaction), `views` is the
-        truth for every key it holds; otherwise each is checked against the table first.
-        Returns how many events the batch held and the position it ended at.
+        Returns how many events the batch held, the position it ended at and the views it changed.
         """
         rows = await conn.fetch(self._read_sql, position, self._types)
         events = [Recorded(*row[:6]) for row in rows if row["position"] is not None]
         # Fewer events than asked: every event up to the head seen by the same query is folded.
         new_position = events[-1].position if len(events) == self._batch_size else max(rows[0]["head"], position)
-        if events:
-            await self._fold(conn, events, views, changed, own_views=own_views)
-        return len(events), new_position
+        changed = await self._fold(conn, events, self._recent, load=True) if events else []
+        return len(events), new_position, changed
 
     async def _fold(
-        self, conn: Connection, events: list[Recorded], views: dict[str, View], changed: set[str], *, own_views: bool
-    ) -> None:
+        self, conn: Connection, events: list[Recorded], views: dict[str, View], *, load: bool
+    ) -> list[View]:
+        """Fold `events` into `views` (read from the table first if `load`); return the views they changed."""
         by_key: defaultdict[str, list[Recorded]] = defaultdict(list)
         for event in events:
             by_key[self.model.key_of(event)].append(event)
-        keys = [key for key in by_key if key not in views] if own_views else list(by_key)
-        if keys:
-            await self._load(conn, keys, views)
+        if load:
+            await self._load(conn, list(by_key), views)
+        changed = []
         for count, (key, stream) in enumerate(by_key.items(), start=1):
             before = view = views.get(key)
             for event in stream:
                 view = self.model.evolve(view, event)
             if view is not None and view is not before:
                 views[key] = view
-                changed.add(key)
+                changed.append(view)
             if count % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)
+        return changed
 
     async def _load(self, conn: Connection, keys: list[str], views: dict[str, View]) -> None:
         """Bring `views` up to date with the table for `keys`.
@@ -191,14 +208,11 @@ class ProjectionRunner(Generic[View]):
         for key in set(keys) - {row["key"] for row in rows}:
             views.pop(key, None)
 
-    async def _write(self, conn: Connection, views: dict[str, View], changed: set[str]) -> None:
-        """Upsert the changed views (and forget that they changed)."""
+    async def _write(self, conn: Connection, views: list[View]) -> None:
         rows: list[tuple[Any, ...]] = []
-        for count, key in enumerate(changed, start=1):
-            view = views[key]
+        for count, view in enumerate(views, start=1):
             rows.append((*self.model.row_of(view), view.position, self.model.to_json(view)))  # type: ignore[attr-defined]
             if count % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)
-        changed.clear()
         if rows:
             await conn.execute(self._upsert_sql, *(list(column) for column in zip(*rows, strict=True)))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -84,8 +85,10 @@ async def _caught_up(tracker: Tracker) -> dict[str, Any] | None:
     return status if all(p["lag"] == 0 for p in status["projections"]) else None
 
 
-async def test_a_rebuild_reproduces_the_live_read_models_exactly(make_tracker: MakeTracker) -> None:
+@pytest.mark.parametrize("batch_size", [3, 1000])  # 3: streams straddle pages, live and in the rebuild
+async def test_a_rebuild_reproduces_the_live_read_models_exactly(make_tracker: MakeTracker, batch_size: int) -> None:
     tracker = make_tracker(follow_projections=True)
+    tracker.settings = replace(tracker.settings, projection_batch_size=batch_size)
     await tracker.start()
     for i in range(5):
         for payload in story(f"inst-{i}", f"conn-{i % 2}"):
