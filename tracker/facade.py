@@ -174,7 +174,9 @@ class Tracker:
             known = ", ".join(r.model.name for r in self.runners)
             msg = f"unknown read model(s): {', '.join(sorted(unknown))}; known: {known}"
             raise ValueError(msg)
-        return {runner.model.name: await runner.rebuild() for runner in chosen}
+        # Concurrently: one read model's replay computes while another's waits for the database.
+        folded = await asyncio.gather(*(runner.rebuild() for runner in chosen))
+        return {runner.model.name: count for runner, count in zip(chosen, folded, strict=True)}
 
     async def status(self) -> dict[str, Any]:
         checkpoints = await self.views.checkpoints()
