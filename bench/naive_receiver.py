@@ -22,6 +22,7 @@ import uvloop
 from aiohttp import web
 
 from bench.children import LOOPBACK
+from tracker.store.database import init_connection
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 TABLE = "naive_events"
@@ -45,17 +46,6 @@ ON CONFLICT (dedupe_key) DO NOTHING
 RETURNING position
 """
 _ID_FIELDS = (("installationId", "installation"), ("connectionId", "connection"), ("destinationId", "destination"))
-
-
-async def init_connection(conn: asyncpg.Connection) -> None:
-    """jsonb through orjson in binary format, as the tracker's pool does."""
-    await conn.set_type_codec(
-        "jsonb",
-        schema="pg_catalog",
-        format="binary",
-        encoder=lambda value: b"\x01" + orjson.dumps(value),
-        decoder=lambda data: orjson.loads(data[1:]),
-    )
 
 
 async def database(url: str, pool_size: int, app: web.Application) -> AsyncIterator[None]:

@@ -51,11 +51,7 @@ class Parsed:
 
 def parse_webhook_body(body: bytes) -> Parsed:
     """Parse a webhook body, `{"notificationType": ..., "data": {...}}`."""
-    try:
-        obj = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        msg = f"body is not valid JSON: {exc}"
-        raise NotJSONObjectError(msg) from None
+    obj = _decode(body, "body is not valid JSON")
     if not isinstance(obj, dict):
         msg = f"body must be a JSON object, got {_json_kind(obj)}"
         raise NotJSONObjectError(msg)
@@ -65,12 +61,15 @@ def parse_webhook_body(body: bytes) -> Parsed:
 
 def parse_record(raw: bytes) -> Parsed:
     """Parse one JSON document in either shape (an NDJSON line, a Kinesis record, an API call)."""
+    return parse_object(_decode(raw, "not valid JSON"))
+
+
+def _decode(raw: bytes, problem: str) -> object:
     try:
-        obj = orjson.loads(raw)
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        msg = f"not valid JSON: {exc}"
+        msg = f"{problem}: {exc}"
         raise NotJSONObjectError(msg) from None
-    return parse_object(obj)
 
 
 def parse_object(obj: object) -> Parsed:
