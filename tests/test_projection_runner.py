@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+import secrets
 from dataclasses import replace
 from typing import Any
 
+import asyncpg
 import orjson
 import pytest
 from eventsourcing.application import project_aggregate
@@ -21,7 +23,7 @@ from tracker.ingest.parsing import parse_object
 from tracker.ingest.pipeline import Delivery, new_event
 from tracker.store.event_log import NewEvent
 
-from .conftest import MakeTracker
+from .conftest import MakeTracker, with_database
 from .notifications import config, connection_fields, installation_event, new_id, notification
 from .waiting import eventually
 
@@ -214,3 +216,24 @@ async def test_a_runner_never_folds_onto_a_view_another_process_has_moved_on(mak
     view = await first.installation(installation_id)
     assert view is not None
     assert view["objects"]["o"]["writes"]["operations"] == 3
+
+
+async def test_a_rebuild_finds_every_stream_under_a_linguistic_collation(server_url: str, tmp_path: Any) -> None:
+    """A linguistic collation ignores punctuation: 'installation;' sorts before 'installation:abc' there."""
+    name = f"tracker_icu_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f"CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'und'")
+    except asyncpg.FeatureNotSupportedError:
+        await admin.close()
+        pytest.skip("this PostgreSQL has no ICU collations (the embedded one is built without ICU)")
+    try:
+        async with Tracker(database_url=with_database(server_url, name), follow_projections=False) as tracker:
+            assert await tracker.pool.fetchval("SELECT 'installation:abc' < 'installation;'") is False
+            await tracker.ingest(installation_event("installation.created", "inst-icu", config=config()))
+            folded = await tracker.rebuild(["installations"])
+            assert folded == {"installations": 1}
+            assert await tracker.installation("inst-icu") is not None
+    finally:
+        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        await admin.close()

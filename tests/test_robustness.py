@@ -228,3 +228,14 @@ async def test_triggered_read_windows_compare_across_offsets(tracker: Tracker, o
     view = await tracker.installation(installation_id)
     assert view is not None
     assert view["objects"]["a"]["lastTriggeredRead"]["status"] == "done"
+
+
+def test_only_data_the_database_will_never_take_is_refused() -> None:
+    from tracker.store.group_commit import _refused  # noqa: PLC0415
+
+    assert _refused(asyncpg.DataError("bad"))
+    assert _refused(asyncpg.UniqueViolationError("dup"))
+    assert _refused(asyncpg.ProgramLimitExceededError("too big"))
+    for passing in (asyncpg.QueryCanceledError, asyncpg.LockNotAvailableError, asyncpg.DiskFullError,
+                    asyncpg.ReadOnlySQLTransactionError, asyncpg.DeadlockDetectedError):  # fmt: skip
+        assert not _refused(passing("retry later")), passing

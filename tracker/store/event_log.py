@@ -68,6 +68,7 @@ class Recorded:
 _APPEND = (
     "SELECT position, stream_id, version, duplicate FROM append_events("
     "$1::text[], $2::text[], $3::text[], $4::jsonb[], $5::bytea[], $6::jsonb[], $7::text[], $8::timestamptz[])"
+    " ORDER BY ord"
 )
 UNNUMBERED = 0
 """The version a domain event carries while it is mapped: eventsourcing's mapper leaves the version out of
@@ -86,7 +87,11 @@ class EventLog:
                 return await self.append_on(conn, batch)
 
     async def append_on(self, conn: Connection, batch: Sequence[NewEvent]) -> list[Appended]:
-        """Append on `conn`, in its transaction if one is open (`sql/004_append_function.sql`)."""
+        """Append on `conn`, in its transaction if one is open (`sql/004_append_function.sql`).
+
+        That transaction must be READ COMMITTED (the default): the function reads the streams' heads
+        after taking the append lock, which a snapshot taken earlier would not show.
+        """
         stored = [self._mapper.to_stored_event(event.to_domain_event(UNNUMBERED)) for event in batch]
         rows = await conn.fetch(
             _APPEND,

@@ -80,6 +80,9 @@ class GroupCommit:
         try:
             outcomes = await self._event_log.append([event for event, _ in batch])
         except asyncpg.PostgresError as exc:
+            if not _refused(exc):  # a timeout, a full disk, a failover: the sender should retry
+                _fail(batch, StoreUnavailableError(f"event log unavailable: {type(exc).__name__}"))
+                return
             if len(batch) == 1:
                 _fail(batch, EventRefusedError(f"the database refused the event: {exc}"))
                 return
@@ -92,6 +95,11 @@ class GroupCommit:
             for (_, future), outcome in zip(batch, outcomes, strict=True):
                 if not future.done():
                     future.set_result(outcome)
+
+
+def _refused(exc: asyncpg.PostgresError) -> bool:
+    """Data the database will never take (classes 22 data, 23 integrity, 54 limits), not a passing state."""
+    return (exc.sqlstate or "")[:2] in {"22", "23", "54"}
 
 
 def _fail(batch: list[_Pending], exc: BaseException) -> None:
