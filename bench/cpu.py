@@ -15,6 +15,17 @@ def _cpu(process: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
+def _cpu_with_children(process: psutil.Process) -> float:
+    """The server's CPU including its children (`tracker serve` folds projections in a child)."""
+    total = _cpu(process)
+    for child in process.children(recursive=True):
+        try:
+            total += _cpu(child)
+        except psutil.Error:
+            continue  # exited meanwhile
+    return total
+
+
 class CpuMeter:
     """CPU used by a process, and optionally by every process of a local PostgreSQL cluster."""
 
@@ -25,7 +36,7 @@ class CpuMeter:
         self._cluster_start: dict[int, float] = {}
 
     def start(self) -> None:
-        self._server_start = _cpu(self._process)
+        self._server_start = _cpu_with_children(self._process)
         self._cluster_start = self._cluster()
 
     def stop(self) -> tuple[float, float | None]:
@@ -33,7 +44,7 @@ class CpuMeter:
 
         A backend that exited in between loses its seconds: pools keep theirs open, so few do.
         """
-        server = _cpu(self._process) - self._server_start
+        server = _cpu_with_children(self._process) - self._server_start
         if self._postmaster is None:
             return server, None
         now = self._cluster()

@@ -19,6 +19,7 @@ from aiohttp import web
 from tqdm import tqdm
 
 from tracker.facade import Tracker
+from tracker.projection_process import projection_process
 from tracker.settings import Settings
 
 log = logging.getLogger("tracker")
@@ -49,11 +50,22 @@ def check_signature_policy(settings: Settings) -> None:
         raise UnsafeConfigError(msg)
 
 
-async def serve(settings: Settings) -> None:
+async def until_stopped() -> None:
+    """Wait for SIGTERM or SIGINT: a clean stop finishes requests and commits what is queued."""
+    stopping = asyncio.Event()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(signal_number, stopping.set)
+    await stopping.wait()
+
+
+async def serve(settings: Settings, projections: str) -> None:
     check_signature_policy(settings)
     if settings.kinesis_streams:
         log.warning("TRACKER_KINESIS_STREAMS is set, but this version has no Kinesis consumer yet: ignored")
-    async with Tracker(settings) as tracker:
+    async with (
+        Tracker(settings, follow_projections=projections == "inline") as tracker,
+        projection_process(tracker.database_url) if projections == "process" else contextlib.nullcontext(),
+    ):
         runner = web.AppRunner(tracker.web_app(), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port)
@@ -64,13 +76,15 @@ async def serve(settings: Settings) -> None:
             settings.port,
             "external" if settings.database_url else f"embedded in {settings.data_dir}",
         )
-        stopping = asyncio.Event()
-        for signal_number in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(signal_number, stopping.set)
         try:
-            await stopping.wait()  # a clean stop: finish requests, commit what is queued, stop PostgreSQL
+            await until_stopped()
         finally:
             await runner.cleanup()
+
+
+async def project(settings: Settings) -> None:
+    async with Tracker(settings):
+        await until_stopped()
 
 
 async def migrate_only(settings: Settings) -> None:
@@ -110,6 +124,14 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument(
         "--insecure-no-verify", action="store_true", help="accept unsigned webhooks on a non-loopback address"
     )
+    serve_cmd.add_argument(
+        "--projections",
+        choices=("process", "inline", "none"),
+        default="process",
+        help="fold read models in a child process (default), in the webhook's own process, or not here"
+        " (another process runs `tracker project`)",
+    )
+    commands.add_parser("project", help="run the projection runners alone, without HTTP")
     commands.add_parser("migrate", help="apply the sql/ migrations")
     rebuild_cmd = commands.add_parser("rebuild", help="empty read models and replay the log into them")
     rebuild_cmd.add_argument("names", nargs="*", help="read models (default: all)")
@@ -126,7 +148,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = Settings.from_env()
     if args.command == "serve":
         settings = replace(settings, host=args.host, port=args.port, insecure_no_verify=args.insecure_no_verify)
-        work = serve(settings)
+        work = serve(settings, args.projections)
+    elif args.command == "project":
+        work = project(settings)
     elif args.command == "migrate":
         work = migrate_only(settings)
     elif args.command == "rebuild":

@@ -86,8 +86,6 @@ class Tracker:
         self._commit = GroupCommit(self.event_log, settings.batch_size, settings.max_pending)
         self._commit.start()
         self._pipeline = Pipeline(self._commit, self.quarantine)
-        if not settings.webhook_secrets:
-            log.warning("TRACKER_WEBHOOK_SECRET is not set: webhook signatures are NOT checked")
         verifier = SignatureVerifier(settings.webhook_secrets) if settings.webhook_secrets else None
         self.webhook = WebhookReceiver(self._pipeline, verifier)
         self.runners = [ProjectionRunner(self.pool, model, settings.projection_batch_size) for model in READ_MODELS]
@@ -195,4 +193,6 @@ class Tracker:
 
     def web_app(self) -> web.Application:
         """The HTTP API, to serve alone or mount in a host application with `add_subapp`."""
+        if not self.settings.webhook_secrets:
+            log.warning("TRACKER_WEBHOOK_SECRET is not set: webhook signatures are NOT checked")
         return create_api(self)

@@ -23,11 +23,12 @@ class GroupCommit:
     cost of a commit is shared without a timer adding latency at low load.
     """
 
-    def __init__(self, event_log: EventLog, max_batch: int, max_pending: int) -> None:
+    def __init__(self, event_log: EventLog, max_batch: int, max_pending: int, writers: int = 2) -> None:
         self._event_log = event_log
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=max_pending)
-        self._writer: asyncio.Task[None] | None = None
+        self._writer_count = writers
+        self._writers: list[asyncio.Task[None]] = []
         self._stopping = False
 
     async def append(self, event: NewEvent, *, wait_for_room: bool = False) -> Appended:
@@ -51,16 +52,21 @@ class GroupCommit:
         return await future
 
     def start(self) -> None:
-        self._writer = asyncio.create_task(self._write_forever(), name="group-commit")
+        # Two writers keep a batch on its way while the previous one commits: the next waits on the
+        # append lock inside PostgreSQL, not for a round trip back to Python.
+        self._writers = [
+            asyncio.create_task(self._write_forever(), name=f"group-commit-{n}") for n in range(self._writer_count)
+        ]
 
     async def stop(self) -> None:
         """Refuse new appends, write what is queued, then stop."""
         self._stopping = True
         await self._queue.join()
-        if self._writer is not None:
-            self._writer.cancel()
+        for writer in self._writers:
+            writer.cancel()
+        for writer in self._writers:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
+                await writer
 
     async def _write_forever(self) -> None:
         while True:
