@@ -1,4 +1,4 @@
-"""The `tracker` command: serve, migrate, rebuild, import, status."""
+"""The `tracker` command: serve, project, migrate, rebuild, import, status."""
 
 from __future__ import annotations
 

@@ -36,7 +36,10 @@ async def _keep_running(database_url: str) -> None:
     env = {**os.environ, "TRACKER_DATABASE_URL": database_url}
     delay = 1.0
     while True:
-        child = await asyncio.create_subprocess_exec(sys.executable, "-m", "tracker", "project", env=env)
+        # Its own session: a Ctrl-C at the terminal reaches the parent, which stops the child in order.
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tracker", "project", env=env, start_new_session=True
+        )
         try:
             code = await child.wait()
         except asyncio.CancelledError:
