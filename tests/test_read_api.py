@@ -58,6 +58,9 @@ async def test_connections_and_destinations_are_served(client: Client, tracker: 
     assert (await (await client.get("/v1/connections?status=active")).json())["items"] == []
     disabled = await (await client.get("/v1/destinations?projectId=proj-1")).json()
     assert [item["destinationId"] for item in disabled["items"]] == ["dest-9"]
+    # the same through the embedding API
+    assert [c["connectionId"] for c in (await tracker.connections(status="error")).items] == [connection_id]
+    assert [d["destinationId"] for d in (await tracker.destinations(projectId="proj-1")).items] == ["dest-9"]
 
 
 async def test_installations_filter_and_page_with_a_cursor(client: Client, tracker: Tracker) -> None:
