@@ -26,7 +26,12 @@ async def run(*args: str, env: dict[str, str], timeout: float = 120) -> tuple[in
         sys.executable, "-m", "tracker", *args, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
-    output, _ = await asyncio.wait_for(process.communicate(), timeout)
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        process.kill()  # leave no process behind a failed test
+        await process.wait()
+        raise
     return process.returncode or 0, output.decode()
 
 
