@@ -72,7 +72,12 @@ async def serve_and_post(env: dict[str, str]) -> None:
                 raise AssertionError("the installation never became visible")
     finally:
         process.terminate()
-        output, _ = await asyncio.wait_for(process.communicate(), 60)
+        try:
+            output, _ = await asyncio.wait_for(process.communicate(), 60)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise
     assert process.returncode == 0, output.decode()
     assert "signatures are NOT checked" in output.decode()
 
