@@ -6,11 +6,13 @@ import asyncio
 import time
 
 import asyncpg
+import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from tracker import Tracker
+from tracker.ingest.signatures import SignatureError
 
 from .conftest import SECRET, MakeTracker
 from .notifications import Signer, config, installation_event, new_id
@@ -202,3 +204,17 @@ async def test_the_log_refuses_a_second_event_at_the_same_stream_version(tracker
             "INSERT INTO events (stream_id, version, type, topic, payload, raw, metadata, dedupe_key, received_at)"
             " SELECT stream_id, version, type, topic, payload, raw, metadata, 'other-key', received_at FROM events"
         )
+
+
+async def test_without_a_secret_only_loopback_clients_are_heard(make_tracker: MakeTracker) -> None:
+    unsigned = make_tracker(webhook_secrets=(), follow_projections=False)
+    await unsigned.start()
+    body = orjson.dumps(installation_event("read.backfill.done", new_id("i"), objectName="a"))
+
+    with pytest.raises(SignatureError, match="loopback clients only"):
+        await unsigned.webhook.receive(body, {}, remote="203.0.113.7")
+    appended = await unsigned.webhook.receive(body, {}, remote="127.0.0.1")
+
+    assert appended.duplicate is False
+    assert await count(unsigned, "events") == 1
+    assert (await unsigned.pool.fetchval("SELECT metadata->>'signatureVerified' FROM events")) == "false"

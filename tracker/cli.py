@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import signal
 import sys
@@ -19,6 +18,7 @@ from aiohttp import web
 from tqdm import tqdm
 
 from tracker.facade import Tracker
+from tracker.ingest.signatures import is_loopback
 from tracker.projection_process import projection_process
 from tracker.settings import Settings
 
@@ -29,20 +29,11 @@ class UnsafeConfigError(SystemExit):
     """A setting that would expose an unauthenticated webhook."""
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_signature_policy(settings: Settings) -> None:
     """Unsigned deliveries are for the local try-out: refuse to listen elsewhere without a secret."""
     if settings.webhook_secrets:
         return
-    if not _is_loopback(settings.host) and not settings.insecure_no_verify:
+    if not is_loopback(settings.host) and not settings.insecure_no_verify:
         msg = (
             f"refusing to listen on {settings.host} without TRACKER_WEBHOOK_SECRET: anyone could post "
             "notifications. Set the secret, listen on 127.0.0.1, or pass --insecure-no-verify."

@@ -87,7 +87,7 @@ class Tracker:
         self._commit.start()
         self._pipeline = Pipeline(self._commit, self.quarantine)
         verifier = SignatureVerifier(settings.webhook_secrets) if settings.webhook_secrets else None
-        self.webhook = WebhookReceiver(self._pipeline, verifier)
+        self.webhook = WebhookReceiver(self._pipeline, verifier, unsigned_from_anywhere=settings.insecure_no_verify)
         self.runners = [ProjectionRunner(self.pool, model, settings.projection_batch_size) for model in READ_MODELS]
         if self._follow:
             self._follow_log()

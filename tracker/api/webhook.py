@@ -24,7 +24,7 @@ async def receive(request: web.Request) -> web.Response:
     if len(body) > MAX_BODY:  # mounted in a host whose limit is larger: ours still holds
         return error_response(413, f"body over {MAX_BODY} bytes")
     try:
-        appended = await request.app[TRACKER].webhook.receive(body, request.headers)
+        appended = await request.app[TRACKER].webhook.receive(body, request.headers, request.remote)
     except SignatureError as exc:
         return error_response(401, "signature verification failed", detail=str(exc))
     except NotJSONObjectError as exc:

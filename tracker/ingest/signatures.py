@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import ipaddress
 from collections.abc import Mapping
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -22,6 +23,15 @@ def delivery_headers(headers: Mapping[str, str]) -> dict[str, str]:
         if value:
             found[f"webhook-{name}"] = value
     return found
+
+
+def is_loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class SignatureVerifier:

@@ -6,19 +6,27 @@ from collections.abc import Mapping
 
 from tracker.ingest.parsing import parse_webhook_body
 from tracker.ingest.pipeline import Delivery, Pipeline
-from tracker.ingest.signatures import SignatureVerifier, delivery_headers
+from tracker.ingest.signatures import SignatureError, SignatureVerifier, delivery_headers, is_loopback
 from tracker.store.event_log import Appended
 
 
 class WebhookReceiver:
-    def __init__(self, pipeline: Pipeline, verifier: SignatureVerifier | None) -> None:
+    def __init__(self, pipeline: Pipeline, verifier: SignatureVerifier | None, unsigned_from_anywhere: bool) -> None:
         self._pipeline = pipeline
         self._verifier = verifier
+        self._unsigned_from_anywhere = unsigned_from_anywhere
 
-    async def receive(self, body: bytes, headers: Mapping[str, str]) -> Appended:
-        """Store one delivery; a bad signature raises SignatureError and keeps nothing."""
+    async def receive(self, body: bytes, headers: Mapping[str, str], remote: str | None) -> Appended:
+        """Store one delivery; a bad signature raises SignatureError and keeps nothing.
+
+        Without a secret, only loopback clients are heard (the local try-out), also when the API is
+        mounted in a host that listens publicly, unless that was asked for (`--insecure-no-verify`).
+        """
         if self._verifier is not None:
             self._verifier.verify(body, headers)
+        elif not self._unsigned_from_anywhere and not is_loopback(remote):
+            msg = "unsigned deliveries are accepted from loopback clients only: set TRACKER_WEBHOOK_SECRET"
+            raise SignatureError(msg)
         delivery = Delivery(
             source="webhook",
             raw=body,
