@@ -137,6 +137,8 @@ def _config(view: InstallationView, event: Recorded) -> Changes:
     config = event.data.get("config")
     if not isinstance(config, dict) or not config:
         return changes  # known only by URL: the config stays what it was until fetched
+    if config == view.config:
+        return changes  # the same content again: counted already, no need to hash it
     digest = hashlib.sha256(orjson.dumps(config, option=orjson.OPT_SORT_KEYS)).hexdigest()
     versions = view.config_versions
     if all(known.sha256 != digest for known in versions):
