@@ -30,8 +30,16 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _keep_session(conn: Connection) -> None:
+    """Skip asyncpg's reset query on release (a round trip each time): pooled connections keep no
+    session state here (locks are transaction-scoped, LISTEN has its own connection), and asyncpg
+    still rolls back a transaction left open before calling this."""
+
+
 async def create_pool(database_url: str, size: int) -> Pool:
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=size, init=init_connection, command_timeout=30)
+    pool = await asyncpg.create_pool(
+        database_url, min_size=1, max_size=size, init=init_connection, reset=_keep_session, command_timeout=30
+    )
     assert pool is not None
     return pool
 

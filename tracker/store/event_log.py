@@ -15,6 +15,7 @@ from tracker.store.database import Connection, Pool
 from tracker.store.errors import UnavailableGuard
 
 NOTIFY_CHANNEL = "tracker_events"
+"""The append function in `sql/004_append_function.sql` notifies it; the name is written there too."""
 _APPEND_LOCK = 0x7472_6163_6B02
 """Serialises appends, so positions commit in increasing order and readers never pass a late commit.
 The append function in `sql/004_append_function.sql` takes it; the value is written there too."""
