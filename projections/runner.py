@@ -70,12 +70,7 @@ class ProjectionRunner(Generic[View]):
             await self._write(conn, changed)
             while len(self._recent) > _RECENT_VIEWS:  # forget the oldest
                 del self._recent[next(iter(self._recent))]
-            await conn.execute(
-                # never backwards, even if the log was restored to an older head
-                "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1 AND position < $2",
-                self.model.name,
-                new_position,
-            )
+            await self._advance_checkpoint(conn, new_position)
             return folded
 
     async def catch_up(self) -> int:
@@ -122,11 +117,7 @@ class ProjectionRunner(Generic[View]):
                 views = {going_on: views[going_on]} if going_on in views else {}
                 after = (events[-1].stream_id, events[-1].version)
             await self._write(conn, list(views.values()))
-            await conn.execute(
-                "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
-                self.model.name,
-                head,
-            )
+            await self._advance_checkpoint(conn, head)  # the head of the snapshot the checkpoint was read in
             return total
 
     async def run_forever(self, wake: asyncio.Event, poll_interval: float, min_interval: float) -> None:
@@ -160,6 +151,14 @@ class ProjectionRunner(Generic[View]):
             self.model.name,
         )
         return position
+
+    async def _advance_checkpoint(self, conn: Connection, position: int) -> None:
+        """Never backwards, even if the log was restored to an older head."""
+        await conn.execute(
+            "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1 AND position < $2",
+            self.model.name,
+            position,
+        )
 
     async def _fold_next(self, conn: Connection, position: int) -> tuple[int, int, list[View]]:
         """Fold the batch after `position` into the recent views.
