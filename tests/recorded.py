@@ -15,10 +15,11 @@ T0 = datetime(2026, 11, 1, tzinfo=UTC)
 class Stream:
     """Numbers the events of one entity's stream as the log would: version 1, 2, ..."""
 
-    def __init__(self, stream_id: str, start_position: int = 0) -> None:
+    def __init__(self, stream_id: str, start_position: int = 0, fields: dict[str, str] | None = None) -> None:
         self.stream_id = stream_id
         self.version = 0
         self.position = start_position
+        self.fields = fields or {}
 
     def next(self, notification_type: str, data: dict[str, Any]) -> Recorded:
         self.version += 1
@@ -32,20 +33,16 @@ class Stream:
             received_at=T0 + timedelta(minutes=self.position),
         )
 
+    def event(self, notification_type: str, **extra: Any) -> Recorded:
+        """The next event, its data the entity's identity fields plus `extra`."""
+        return self.next(notification_type, {**self.fields, **extra})
+
 
 class InstallationStream(Stream):
     def __init__(self, installation_id: str = "inst-1", start_position: int = 0) -> None:
-        super().__init__(f"installation:{installation_id}", start_position)
-        self.fields = installation_fields(installation_id)
-
-    def event(self, notification_type: str, **extra: Any) -> Recorded:
-        return self.next(notification_type, {**self.fields, **extra})
+        super().__init__(f"installation:{installation_id}", start_position, installation_fields(installation_id))
 
 
 class ConnectionStream(Stream):
     def __init__(self, connection_id: str = "conn-1", start_position: int = 0) -> None:
-        super().__init__(f"connection:{connection_id}", start_position)
-        self.fields = connection_fields(connection_id)
-
-    def event(self, notification_type: str, **extra: Any) -> Recorded:
-        return self.next(notification_type, {**self.fields, **extra})
+        super().__init__(f"connection:{connection_id}", start_position, connection_fields(connection_id))
