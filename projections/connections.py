@@ -1,4 +1,4 @@
-"""The connection read model: `active`, `error` (with Ampersand's errors) or `deleted`."""
+"""The connection read model: `active`, `error` (with Ampersand's errors) or `deleted`, and its health."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from projections.health import Health, Reason, health_of
+from projections.issues import Issue, track
 from projections.read_model import CAMEL_CASE, ReadModel, identity
 from tracker.store.event_log import Recorded
 
@@ -33,15 +35,40 @@ class ConnectionView:
     status: str = "active"  # active | error | deleted
     errors: tuple[str, ...] = ()
     error_since: datetime | None = None
+    deleted_at: datetime | None = None
     project_id: str | None = None
     provider: str | None = None
     group_ref: str | None = None
     consumer_ref: str | None = None
     consumer_name: str | None = None
+    health: Health = Health()
+    """What every installation on this connection is unhealthy for."""
+    issues: tuple[Issue, ...] = ()
 
 
 def evolve(view: ConnectionView | None, event: Recorded) -> ConnectionView | None:
     """Return the view after `event`; the same object when the event changes nothing."""
+    after = _status(view, event)
+    if after is view or after is None:
+        return after
+    reasons = _reasons(after)
+    issues = track(after.issues, {r.code: r.message for r in reasons}, event.type, event.received_at, event.position)
+    return replace(after, health=health_of(reasons), issues=issues)
+
+
+def _reasons(view: ConnectionView) -> tuple[Reason, ...]:
+    """Installations on the connection are unhealthy while it is in error or deleted."""
+    if view.status == "error" and view.error_since is not None:
+        detail = f": {'; '.join(view.errors)}" if view.errors else ""
+        message = f"connection {view.connection_id} is in error{detail}"
+        return (Reason("connection_error", message, view.error_since, connection_id=view.connection_id),)
+    if view.status == "deleted" and view.deleted_at is not None:
+        message = f"connection {view.connection_id} was deleted"
+        return (Reason("connection_deleted", message, view.deleted_at, connection_id=view.connection_id),)
+    return ()
+
+
+def _status(view: ConnectionView | None, event: Recorded) -> ConnectionView | None:
     if event.type not in TYPES or (view is not None and event.version <= view.version):
         return view
     names = identity(event.data, IDENTITY)
@@ -59,7 +86,7 @@ def evolve(view: ConnectionView | None, event: Recorded) -> ConnectionView | Non
     if view.status == "deleted":
         return view  # deletion is final: a late `created` or `error` does not bring it back
     if event.type == "connection.deleted":
-        return replace(view, status="deleted", errors=(), error_since=None)
+        return replace(view, status="deleted", errors=(), error_since=None, deleted_at=event.received_at)
     if event.type == "connection.error":
         errors = event.data.get("errors") or event.data.get("error") or []
         since = view.error_since if view.status == "error" else event.received_at
@@ -82,4 +109,6 @@ CONNECTIONS: ReadModel[ConnectionView] = ReadModel(
     evolve=evolve,
     row_of=_row,
     adapter=TypeAdapter(ConnectionView),
+    entity="connection",
+    issue_scope=lambda view: (view.project_id, None),
 )

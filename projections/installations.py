@@ -1,8 +1,7 @@
-"""The installation read model: config versions, paused schedule, backfills, triggered reads, writes."""
+"""The installation read model: config versions, paused schedule, backfills, triggered reads, writes, health."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -11,20 +10,16 @@ import orjson
 from pydantic import TypeAdapter
 from pydantic.alias_generators import to_snake
 
+from projections.config_versions import ConfigVersion, record_update
+from projections.health import Health, Reason, health_of
+from projections.issues import Issue, track
 from projections.read_model import CAMEL_CASE, ReadModel, identity
 from tracker.domain.installation import IDENTITY_FIELDS
+from tracker.domain.operator import ReadScheduleResumed
 from tracker.store.event_log import Recorded
 
 IDENTITY = tuple((to_snake(field), field) for field in sorted(IDENTITY_FIELDS - {"installationId"}))
 LAST_ERRORS_KEPT = 10
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigVersion:
-    __pydantic_config__ = CAMEL_CASE
-    version: int
-    sha256: str
-    first_seen_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +28,9 @@ class ReadSchedule:
     paused: bool = False
     error: str | None = None
     paused_at: datetime | None = None
+    """The first pause of the ones in a row: a paused schedule reported again is still the same problem."""
+    resumed_by: str | None = None
+    resumed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +53,8 @@ class Writes:
     last_success: bool | None = None
     last_errors: tuple[str, ...] = ()
     last_at: datetime | None = None
+    failing_since: datetime | None = None
+    """The first failed write since the last successful one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +62,8 @@ class ObjectState:
     __pydantic_config__ = CAMEL_CASE
     backfill_done: bool = False
     backfill_done_at: datetime | None = None
+    read_since: datetime | None = None
+    """Since when the current config reads the object; None when it does not."""
     last_triggered_read: TriggeredRead | None = None
     writes: Writes = Writes()
 
@@ -71,6 +73,26 @@ class SubscribeError:
     __pydantic_config__ = CAMEL_CASE
     error: str | None
     received_at: datetime
+    since: datetime
+    """The first error since the last `installation.updated`."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectBackfill:
+    __pydantic_config__ = CAMEL_CASE
+    object_name: str
+    status: str  # done | pending
+    since: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Backfill:
+    """The read objects of the current config, and which of them have finished their backfill."""
+
+    __pydantic_config__ = CAMEL_CASE
+    done: int = 0
+    total: int = 0
+    objects: tuple[ObjectBackfill, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +117,19 @@ class InstallationView:
     config: dict[str, Any] | None = None
     config_url: str | None = None
     config_version: int = 0
-    """How many distinct config contents have been seen; the same content again leaves it."""
+    """The version of the current config's content: versions number distinct contents, in order of arrival."""
     config_versions: tuple[ConfigVersion, ...] = ()
+    config_missing_since: datetime | None = None
+    """Since when the latest config is known only by its URL."""
+    destinations: tuple[str, ...] = ()
+    """The destination names the current config's read and subscribe objects send to."""
+    backfill: Backfill = Backfill()
     read_schedule: ReadSchedule = ReadSchedule()
     objects: dict[str, ObjectState] = field(default_factory=dict)
     last_subscribe_error: SubscribeError | None = None
+    health: Health = Health()
+    """The installation's own reasons; the API adds those of its connection and destinations."""
+    issues: tuple[Issue, ...] = ()
 
 
 Changes = dict[str, Any]
@@ -114,14 +144,64 @@ def evolve(view: InstallationView | None, event: Recorded) -> InstallationView |
     if view is None:
         at = event.received_at
         view = InstallationView(event.data["installationId"], version=0, position=0, first_seen_at=at, updated_at=at)
-    return replace(
+    changes = changes_of(view, event)
+    view = replace(
         view,
         version=event.version,
         position=event.position,
         updated_at=event.received_at,
         **identity(event.data, IDENTITY),
-        **changes_of(view, event),
+        **changes,
     )
+    if "config" in changes or "objects" in changes:
+        view = replace(view, backfill=_backfill(view))
+    reasons = () if view.deleted else _reasons(view)
+    issues = track(view.issues, {r.code: r.message for r in reasons}, event.type, event.received_at, event.position)
+    return replace(view, health=health_of(reasons), issues=issues)
+
+
+def _reasons(view: InstallationView) -> tuple[Reason, ...]:
+    """The installation's own reasons (see the rules table in the README)."""
+    reasons = []
+    schedule = view.read_schedule
+    if schedule.paused and schedule.paused_at is not None:
+        message = f"read schedule paused: {schedule.error}" if schedule.error else "read schedule paused"
+        reasons.append(Reason("read_schedule_paused", message, schedule.paused_at))
+    failed_reads = {
+        name: state.last_triggered_read
+        for name, state in view.objects.items()
+        if state.last_triggered_read is not None and state.last_triggered_read.status == "error"
+    }
+    if failed_reads:
+        message = "triggered read failed: " + "; ".join(f"{name}: {read.error}" for name, read in failed_reads.items())
+        since = min(read.received_at for read in failed_reads.values())
+        reasons.append(Reason("triggered_read_failed", message, since, objects=tuple(failed_reads)))
+    failed_writes = {name: state.writes for name, state in view.objects.items() if state.writes.failing_since}
+    if failed_writes:
+        message = "async write failed: " + "; ".join(
+            f"{name}: {'; '.join(writes.last_errors[-3:]) or 'no error given'}"
+            for name, writes in failed_writes.items()
+        )
+        since = min(writes.failing_since for writes in failed_writes.values() if writes.failing_since)
+        reasons.append(Reason("write_failed", message, since, objects=tuple(failed_writes)))
+    if (failure := view.last_subscribe_error) is not None:
+        message = f"subscribe failed: {failure.error}" if failure.error else "subscribe failed"
+        reasons.append(Reason("subscribe_failed", message, failure.since))
+    if view.config_missing_since is not None:
+        message = "config known only by its URL, not fetched yet"
+        reasons.append(Reason("config_unavailable", message, view.config_missing_since))
+    return tuple(reasons)
+
+
+def _backfill(view: InstallationView) -> Backfill:
+    objects = tuple(
+        ObjectBackfill(name, "done", state.backfill_done_at)
+        if state.backfill_done
+        else ObjectBackfill(name, "pending", state.read_since)
+        for name, state in sorted(view.objects.items())
+        if state.read_since is not None
+    )
+    return Backfill(sum(o.status == "done" for o in objects), len(objects), objects)
 
 
 def _created(view: InstallationView, event: Recorded) -> Changes:
@@ -130,20 +210,73 @@ def _created(view: InstallationView, event: Recorded) -> Changes:
 
 
 def _config(view: InstallationView, event: Recorded) -> Changes:
+    data = event.data
     changes: Changes = {}
-    url = event.data.get("configURL")
+    url = data.get("configURL")
     if isinstance(url, str):
         changes["config_url"] = url
-    config = event.data.get("config")
-    if not isinstance(config, dict) or not config:
-        return changes  # known only by URL: the config stays what it was until fetched
-    if config == view.config:
-        return changes  # the same content again: counted already, no need to hash it
-    digest = hashlib.sha256(orjson.dumps(config, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    versions = view.config_versions
-    if all(known.sha256 != digest for known in versions):
-        versions = (*versions, ConfigVersion(len(versions) + 1, digest, event.received_at))
-    return changes | {"config": config, "config_versions": versions, "config_version": len(versions)}
+    config, last = data.get("config"), data.get("lastConfig")
+    has_content = isinstance(config, dict) and bool(config)
+    if has_content and config == view.config and (not last or last == view.config):
+        return changes | {"config_missing_since": None}  # the same content again: no need to hash it
+    versions, version = record_update(view.config_versions, view.config, data, event.received_at)
+    changes["config_versions"] = versions
+    if not has_content or version is None:
+        if isinstance(url, str):  # known only by URL: the config stays what it was until fetched
+            changes["config_missing_since"] = view.config_missing_since or event.received_at
+        return changes
+    assert isinstance(config, dict)
+    return changes | {
+        "config": config,
+        "config_version": version,
+        "config_missing_since": None,
+        "destinations": _destinations(config),
+        "objects": _read_objects(view, config, event.received_at),
+    }
+
+
+def _destinations(config: dict[str, Any]) -> tuple[str, ...]:
+    names = {
+        settings.get("destination")
+        for section in ("read", "subscribe")
+        for settings in _objects_of(config, section).values()
+    }
+    return tuple(sorted(name for name in names if isinstance(name, str) and name))
+
+
+def _objects_of(config: dict[str, Any], section: str) -> dict[str, dict[str, Any]]:
+    """`config[section].objects`, read defensively: Ampersand types the config only as an object."""
+    objects = (config.get(section) or {}).get("objects") if isinstance(config.get(section), dict) else None
+    if not isinstance(objects, dict):
+        return {}
+    return {name: settings for name, settings in objects.items() if isinstance(settings, dict)}
+
+
+def _read_objects(view: InstallationView, config: dict[str, Any], at: datetime) -> dict[str, ObjectState]:
+    """Mark the objects the new config reads; one an update adds must backfill again, so starts pending.
+
+    The first config known keeps backfills already reported: deliveries are reordered, and a
+    `read.backfill.done` may come before the `installation.created` that lists its object.
+    """
+    reads = _objects_of(config, "read")
+    objects = dict(view.objects)
+    for name, state in view.objects.items():
+        if state.read_since is not None and name not in reads:
+            objects[name] = replace(state, read_since=None)
+    for name in reads:
+        state = objects.get(name, ObjectState())
+        if state.read_since is not None:
+            continue
+        if view.config is None:
+            objects[name] = replace(state, read_since=at)
+        else:
+            objects[name] = replace(state, read_since=at, backfill_done=False, backfill_done_at=None)
+    return objects
+
+
+def _updated(view: InstallationView, event: Recorded) -> Changes:
+    """An update also answers an earlier subscribe error: the installation was reconfigured since."""
+    return _config(view, event) | {"last_subscribe_error": None}
 
 
 def _deleted(view: InstallationView, event: Recorded) -> Changes:
@@ -151,7 +284,9 @@ def _deleted(view: InstallationView, event: Recorded) -> Changes:
 
 
 def _schedule_paused(view: InstallationView, event: Recorded) -> Changes:
-    paused = ReadSchedule(paused=True, error=event.data.get("error"), paused_at=event.received_at)
+    earlier = view.read_schedule
+    since = earlier.paused_at if earlier.paused else event.received_at
+    paused = ReadSchedule(paused=True, error=event.data.get("error"), paused_at=since)
     return _config(view, event) | {"read_schedule": paused}
 
 
@@ -211,6 +346,7 @@ def _write_done(view: InstallationView, event: Recorded) -> Changes:
     success = bool(event.data.get("success"))
     errors = [str(error) for error in event.data.get("errors") or []]
     writes = state.writes
+    failing_since = None if success else writes.failing_since or event.received_at
     writes = Writes(
         operations=writes.operations + 1,
         failed_operations=writes.failed_operations + (not success),
@@ -219,17 +355,26 @@ def _write_done(view: InstallationView, event: Recorded) -> Changes:
         last_success=success,
         last_errors=(*writes.last_errors, *errors)[-LAST_ERRORS_KEPT:],
         last_at=event.received_at,
+        failing_since=failing_since,
     )
     return _objects(view, name, replace(state, writes=writes))
 
 
 def _subscribe_failed(view: InstallationView, event: Recorded) -> Changes:
-    return {"last_subscribe_error": SubscribeError(event.data.get("error"), event.received_at)}
+    earlier = view.last_subscribe_error
+    since = earlier.since if earlier is not None else event.received_at
+    return {"last_subscribe_error": SubscribeError(event.data.get("error"), event.received_at, since)}
+
+
+def _resumed(view: InstallationView, event: Recorded) -> Changes:
+    """An operator saw to the paused schedule (Ampersand sends no event when reads start again)."""
+    by = event.data.get("by")
+    return {"read_schedule": ReadSchedule(resumed_by=by if isinstance(by, str) else None, resumed_at=event.received_at)}
 
 
 _HANDLERS = {
     "installation.created": _created,
-    "installation.updated": _config,
+    "installation.updated": _updated,
     "installation.deleted": _deleted,
     "read.schedule.paused": _schedule_paused,
     "read.backfill.done": _backfill_done,
@@ -237,6 +382,7 @@ _HANDLERS = {
     "read.triggered.error": _triggered_read,
     "write.async.done": _write_done,
     "subscribe.create.error": _subscribe_failed,
+    ReadScheduleResumed.NOTIFICATION_TYPE: _resumed,
 }
 
 
@@ -249,6 +395,10 @@ def _row(view: InstallationView) -> tuple[Any, ...]:
         view.group_ref,
         view.connection_id,
         view.deleted,
+        view.integration_name,
+        view.health.status,
+        orjson.dumps(view.destinations),  # encoded here: a list in an array parameter would be a dimension
+        view.backfill.done < view.backfill.total,
     )
 
 
@@ -264,10 +414,16 @@ INSTALLATIONS: ReadModel[InstallationView] = ReadModel(
         ("group_ref", "text"),
         ("connection_id", "text"),
         ("deleted", "boolean"),
+        ("integration_name", "text"),
+        ("own_status", "text"),
+        ("destinations", "jsonb"),
+        ("backfill_pending", "boolean"),
     ),
     types=frozenset(_HANDLERS),
     key_of=lambda event: str(event.data["installationId"]),
     evolve=evolve,
     row_of=_row,
     adapter=TypeAdapter(InstallationView),
+    entity="installation",
+    issue_scope=lambda view: (view.project_id, view.integration_id),
 )

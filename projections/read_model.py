@@ -38,6 +38,10 @@ class ReadModel(Generic[View]):
     row_of: Callable[[View], tuple[Any, ...]]
     """The key and filter column values of a view, in `columns` order."""
     adapter: TypeAdapter[View]
+    entity: str
+    """What the read model's issues are issues of (`installation`, `connection`, `destination`)."""
+    issue_scope: Callable[[View], tuple[str | None, str | None]]
+    """The project and integration an entity's issues are listed under."""
 
     def to_json(self, view: View) -> bytes:
         """The document the API serves, as JSON: stored into jsonb without a second encoding."""

@@ -15,7 +15,9 @@ from collections import defaultdict
 from typing import Any, Generic
 
 import asyncpg
+from pydantic import TypeAdapter
 
+from projections.issues import Issue
 from projections.read_model import ReadModel, View
 from tracker.store.database import Connection, Pool
 from tracker.store.event_log import Recorded
@@ -28,6 +30,17 @@ _MAX_BACKOFF = 30.0
 _RECENT_VIEWS = 10_000
 """Views a live runner keeps between batches, so a busy entity is not decoded again at every fold."""
 _REBUILD_ATTEMPTS = 3
+HEALTH_LOCK = 0x7472_6163_6B03
+"""Read models write one at a time: an installation's health joins its connection's and destinations' rows,
+kept in step by the triggers of `sql/006_health.sql`, which take this lock too. Taken first, before any
+row lock, so that no two writers wait on each other."""
+_ISSUES_UPSERT = (
+    "INSERT INTO issues (entity, entity_id, code, project_id, integration_id, status, last_seen, doc)"
+    " SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],"
+    " $8::jsonb[]) ON CONFLICT (entity, entity_id, code) DO UPDATE SET project_id = EXCLUDED.project_id,"
+    " integration_id = EXCLUDED.integration_id, status = EXCLUDED.status, last_seen = EXCLUDED.last_seen,"
+    " doc = EXCLUDED.doc"
+)
 
 
 class ProjectionRunner(Generic[View]):
@@ -54,6 +67,7 @@ class ProjectionRunner(Generic[View]):
         self._load_sql = f"SELECT {key} AS key, position, doc::text AS doc FROM {model.table} WHERE {key} = ANY($1)"
         self._types = sorted(model.types)
         self._recent: dict[str, View] = {}
+        self._issue_adapter: TypeAdapter[Issue] = TypeAdapter(Issue)
         # A rebuild reads the read model's streams in stream order, after (stream_id, version).
         self._first_stream, self._last_stream = f"{model.stream_prefix}:", f"{model.stream_prefix};"
         self._replay_sql = (
@@ -65,9 +79,10 @@ class ProjectionRunner(Generic[View]):
     async def run_batch(self) -> int:
         """Fold the next batch; return how many events it held (0: caught up)."""
         async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", HEALTH_LOCK)
             position = await self._lock_checkpoint(conn)
             folded, new_position, changed = await self._fold_next(conn, position)
-            await self._write(conn, changed)
+            await self._write(conn, changed, issues_after=position)
             while len(self._recent) > _RECENT_VIEWS:  # forget the oldest
                 del self._recent[next(iter(self._recent))]
             await self._advance_checkpoint(conn, new_position)
@@ -101,10 +116,20 @@ class ProjectionRunner(Generic[View]):
         raise AssertionError("unreachable")
 
     async def _rebuild(self) -> int:
-        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+        async with self._pool.acquire() as conn:
+            # A session lock, taken before the snapshot: no other read model commits between the two.
+            await conn.execute("SELECT pg_advisory_lock($1)", HEALTH_LOCK)
+            try:
+                return await self._rebuild_on(conn)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", HEALTH_LOCK)
+
+    async def _rebuild_on(self, conn: Connection) -> int:
+        async with conn.transaction(isolation="repeatable_read"):
             await self._lock_checkpoint(conn)
             head: int = await conn.fetchval("SELECT coalesce(max(position), 0) FROM events")
             await conn.execute(f"DELETE FROM {self.model.table}")
+            await conn.execute("DELETE FROM issues WHERE entity = $1", self.model.entity)
             views: dict[str, View] = {}
             after, total = (self._first_stream, 0), 0
             while rows := await conn.fetch(self._replay_sql, *after, self._types, self._last_stream):
@@ -113,10 +138,10 @@ class ProjectionRunner(Generic[View]):
                 await self._fold(conn, events, views, load=False)
                 # The last stream of the page may go on in the next one: keep its view, write the rest.
                 going_on = self.model.key_of(events[-1])
-                await self._write(conn, [view for key, view in views.items() if key != going_on])
+                await self._write(conn, [view for key, view in views.items() if key != going_on], issues_after=0)
                 views = {going_on: views[going_on]} if going_on in views else {}
                 after = (events[-1].stream_id, events[-1].version)
-            await self._write(conn, list(views.values()))
+            await self._write(conn, list(views.values()), issues_after=0)
             await self._advance_checkpoint(conn, head)  # the head of the snapshot the checkpoint was read in
             return total
 
@@ -207,11 +232,28 @@ class ProjectionRunner(Generic[View]):
         for key in set(keys) - {row["key"] for row in rows}:
             views.pop(key, None)
 
-    async def _write(self, conn: Connection, views: list[View]) -> None:
+    async def _write(self, conn: Connection, views: list[View], *, issues_after: int) -> None:
+        """Upsert the views, and their issues that changed after log position `issues_after`."""
         rows: list[tuple[Any, ...]] = []
+        issue_rows: list[tuple[Any, ...]] = []
         for count, view in enumerate(views, start=1):
-            rows.append((*self.model.row_of(view), view.position, self.model.to_json(view)))  # type: ignore[attr-defined]
+            row = self.model.row_of(view)
+            rows.append((*row, view.position, self.model.to_json(view)))  # type: ignore[attr-defined]
+            issues: tuple[Issue, ...] = view.issues  # type: ignore[attr-defined]
+            if issues:
+                scope = self.model.issue_scope(view)
+                issue_rows.extend(
+                    (row[0], issue.code, *scope, issue.status, issue.last_seen, self._issue_json(issue))
+                    for issue in issues
+                    if issue.position > issues_after
+                )
             if count % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)
         if rows:
             await conn.execute(self._upsert_sql, *(list(column) for column in zip(*rows, strict=True)))
+        if issue_rows:
+            columns = (list(column) for column in zip(*issue_rows, strict=True))
+            await conn.execute(_ISSUES_UPSERT, self.model.entity, *columns)
+
+    def _issue_json(self, issue: Issue) -> bytes:
+        return self._issue_adapter.dump_json(issue, by_alias=True, exclude={"position"})

@@ -22,7 +22,9 @@ from aiohttp import web
 from projections import READ_MODELS
 from projections.runner import ProjectionRunner
 from tracker.api import create_api
+from tracker.ingest import operator
 from tracker.ingest.files import FileImporter, ImportReport
+from tracker.ingest.operator import OperatorAction
 from tracker.ingest.parsing import parse_record
 from tracker.ingest.pipeline import Delivery, Pipeline
 from tracker.ingest.signatures import SignatureVerifier
@@ -31,12 +33,14 @@ from tracker.settings import Settings
 from tracker.store import views as view_tables
 from tracker.store.database import Pool, create_pool
 from tracker.store.embedded import start_embedded_postgres
-from tracker.store.event_log import Appended, EventLog
+from tracker.store.event_log import Appended, EventLog, NewEvent
 from tracker.store.group_commit import GroupCommit
+from tracker.store.issues import IssueFilters, Issues
 from tracker.store.listener import listen_for_appends
 from tracker.store.mapper import create_mapper
 from tracker.store.migrations import migrate
 from tracker.store.quarantine import Quarantine
+from tracker.store.rollups import Rollups
 from tracker.store.views import Page, Views
 
 log = logging.getLogger(__name__)
@@ -83,6 +87,8 @@ class Tracker:
         self.event_log = EventLog(self.pool, create_mapper())
         self.quarantine = Quarantine(self.pool)
         self.views = Views(self.pool)
+        self.issues = Issues(self.pool)
+        self.rollups = Rollups(self.pool)
         self._commit = GroupCommit(self.event_log, settings.batch_size, settings.max_pending)
         self._commit.start()
         self._pipeline = Pipeline(self._commit, self.quarantine)
@@ -143,6 +149,37 @@ class Tracker:
 
     async def destinations(self, limit: int = 100, cursor: str | None = None, **filters: str) -> Page:
         return await self.views.list(view_tables.DESTINATIONS, filters, limit, cursor)
+
+    async def resume_read_schedule(self, installation_id: str, action: OperatorAction) -> Appended:
+        """Record that an operator saw to a paused read schedule; LookupError for an unknown installation."""
+        return await self._operator_action(operator.resume_read_schedule(installation_id, action))
+
+    async def enable_destination(self, destination_id: str, action: OperatorAction) -> Appended:
+        """Record that an operator re-enabled a destination; LookupError for an unknown destination."""
+        return await self._operator_action(operator.enable_destination(destination_id, action))
+
+    async def _operator_action(self, event: NewEvent) -> Appended:
+        if not await self.event_log.has_stream(event.stream_id):
+            kind, entity_id = event.stream_id.split(":", 1)
+            msg = f"no {kind} {entity_id!r}"
+            raise LookupError(msg)
+        return await self._commit.append(event, wait_for_room=True)
+
+    async def issue_history(self, filters: IssueFilters, limit: int = 100, cursor: str | None = None) -> Page:
+        """Issues newest first (by when last seen)."""
+        return await self.issues.list(filters, limit, cursor)
+
+    async def health(self, project_id: str | None = None) -> dict[str, Any]:
+        """Installations by health status and open issues by code, over every project or one."""
+        return {
+            "installations": await self.rollups.installations(project_id),
+            "openIssues": await self.issues.open_by_code(project_id),
+        }
+
+    async def integrations(
+        self, project_id: str | None = None, integration_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        return await self.rollups.integrations(project_id, integration_id)
 
     async def events(self, installation_id: str, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
         """The installation's timeline after stream version `after`, oldest first, unrecognized types too."""

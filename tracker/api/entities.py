@@ -5,12 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from tracker.api.keys import TRACKER
+from tracker.api.paging import MAX_LIMIT, page_limit
 from tracker.api.responses import error_response, json_response
 from tracker.store import views
-from tracker.store.views import BadCursorError, ViewTable
+from tracker.store.views import BadCursorError, BadFilterError, ViewTable
 
 routes = web.RouteTableDef()
-MAX_LIMIT = 1000
 
 
 async def _one(request: web.Request, table: ViewTable, name: str) -> web.Response:
@@ -24,18 +24,13 @@ async def _one(request: web.Request, table: ViewTable, name: str) -> web.Respons
 async def _page(request: web.Request, table: ViewTable) -> web.Response:
     query = dict(request.query)
     cursor = query.pop("cursor", None)
-    try:
-        limit = int(query.pop("limit", "100"))
-    except ValueError:
-        return error_response(400, "limit must be an integer")
-    if not 1 <= limit <= MAX_LIMIT:
-        return error_response(400, f"limit must be between 1 and {MAX_LIMIT}")
+    limit = page_limit(query.pop("limit", None))
     unknown = sorted(set(query) - set(table.filters))
     if unknown:
         return error_response(400, f"unknown filter(s): {', '.join(unknown)}", filters=sorted(table.filters))
     try:
         page = await request.app[TRACKER].views.list(table, query, limit, cursor)
-    except BadCursorError as exc:
+    except (BadCursorError, BadFilterError) as exc:
         return error_response(400, str(exc))
     return json_response({"items": page.items, "nextCursor": page.next_cursor})
 

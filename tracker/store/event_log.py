@@ -117,6 +117,9 @@ class EventLog:
             limit,
         )
 
+    async def has_stream(self, stream_id: str) -> bool:
+        return bool(await self._pool.fetchval("SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1)", stream_id))
+
     async def domain_events(self, stream_id: str) -> list[TrackerEvent]:
         """The stream as eventsourcing domain events, decoded by the library's mapper."""
         rows = await self._pool.fetch(

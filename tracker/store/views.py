@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
+from projections.health import STATUSES, served_health
 from tracker.store.database import Pool
 
 
@@ -15,31 +17,79 @@ class BadCursorError(ValueError):
     """The cursor was not one this API handed out."""
 
 
+class BadFilterError(ValueError):
+    """A filter value outside the values the filter takes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    column: str
+    values: Mapping[str, Any] | None = None
+    """The values the filter takes, as SQL values; None: any string, compared as is."""
+
+    def sql_value(self, name: str, given: str) -> Any:
+        if self.values is None:
+            return given
+        if given not in self.values:
+            msg = f"{name} must be one of {', '.join(self.values)}"
+            raise BadFilterError(msg)
+        return self.values[given]
+
+
 @dataclass(frozen=True, slots=True)
 class ViewTable:
     table: str
     key_column: str
-    filters: dict[str, str]
-    """Query parameter (camelCase, as in the API) to column."""
+    filters: dict[str, Filter]
+    """Query parameter (camelCase, as in the API) to column, read off the table aliased `v`."""
+    joins: str = ""
+    """Further columns and joins a document needs to be served, after `SELECT v.doc`."""
+    serve: Callable[[asyncpg.Record], dict[str, Any]] = field(default=lambda row: dict(row["doc"]))
+    """The served document, from a row of `SELECT v.doc {joins}`."""
+
+
+def _installation(row: asyncpg.Record) -> dict[str, Any]:
+    """An installation with its whole health: its own reasons and those of its connection and destinations."""
+    doc: dict[str, Any] = row["doc"]
+    doc["health"] = served_health(doc["health"], doc["deleted"], row["connection"], row["destinations"])
+    return doc
 
 
 INSTALLATIONS = ViewTable(
     "installation_view",
     "installation_id",
     {
-        "projectId": "project_id",
-        "provider": "provider",
-        "integrationId": "integration_id",
-        "groupRef": "group_ref",
-        "connectionId": "connection_id",
+        "projectId": Filter("project_id"),
+        "provider": Filter("provider"),
+        "integrationId": Filter("integration_id"),
+        "groupRef": Filter("group_ref"),
+        "connectionId": Filter("connection_id"),
+        "health": Filter("health", {status: status for status in STATUSES}),
+        "backfill": Filter("backfill_pending", {"pending": True, "done": False}),
     },
+    joins=(
+        ", c.doc AS connection, (SELECT coalesce(jsonb_agg(d.doc ORDER BY d.destination_id), '[]')"
+        " FROM destination_view d WHERE d.project_id = v.project_id AND d.disabled"
+        " AND v.destinations ? d.destination_name) AS destinations"
+        " FROM installation_view v LEFT JOIN connection_view c ON c.connection_id = v.connection_id"
+    ),
+    serve=_installation,
 )
 CONNECTIONS = ViewTable(
     "connection_view",
     "connection_id",
-    {"projectId": "project_id", "provider": "provider", "groupRef": "group_ref", "status": "status"},
+    {
+        "projectId": Filter("project_id"),
+        "provider": Filter("provider"),
+        "groupRef": Filter("group_ref"),
+        "status": Filter("status", {status: status for status in ("active", "error", "deleted")}),
+    },
 )
-DESTINATIONS = ViewTable("destination_view", "destination_id", {"projectId": "project_id"})
+DESTINATIONS = ViewTable(
+    "destination_view",
+    "destination_id",
+    {"projectId": Filter("project_id"), "disabled": Filter("disabled", {"true": True, "false": False})},
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,30 +120,33 @@ class Views:
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
 
+    def _select(self, view: ViewTable) -> str:
+        return f"SELECT v.{view.key_column} AS key, v.doc {view.joins or f'FROM {view.table} v'}"
+
     async def get(self, view: ViewTable, key: str) -> dict[str, Any] | None:
-        doc: dict[str, Any] | None = await self._pool.fetchval(
-            f"SELECT doc FROM {view.table} WHERE {view.key_column} = $1", key
-        )
-        return doc
+        row = await self._pool.fetchrow(f"{self._select(view)} WHERE v.{view.key_column} = $1", key)
+        return None if row is None else view.serve(row)
 
     async def list(self, view: ViewTable, filters: dict[str, str], limit: int, cursor: str | None) -> Page:
-        """A page in key order; `filters` keys must be among `view.filters` (the API checks)."""
+        """A page in key order; `filters` keys must be among `view.filters` (the API checks).
+
+        Raises BadFilterError for a value a filter does not take, BadCursorError for a foreign cursor.
+        """
         conditions, args = [], []
-        for name, value in filters.items():
-            args.append(value)
-            conditions.append(f"{view.filters[name]} = ${len(args)}")
+        for name, given in filters.items():
+            spec = view.filters[name]
+            args.append(spec.sql_value(name, given))
+            conditions.append(f"v.{spec.column} = ${len(args)}")
         if cursor is not None:
             args.append(decode_cursor(cursor))
-            conditions.append(f"{view.key_column} > ${len(args)}")
+            conditions.append(f"v.{view.key_column} > ${len(args)}")
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         rows: list[asyncpg.Record] = await self._pool.fetch(
-            f"SELECT {view.key_column} AS key, doc FROM {view.table} {where}"
-            f" ORDER BY {view.key_column} LIMIT {int(limit) + 1}",
-            *args,
+            f"{self._select(view)} {where} ORDER BY v.{view.key_column} LIMIT {int(limit) + 1}", *args
         )
         more = len(rows) > limit
         rows = rows[:limit]
-        return Page([row["doc"] for row in rows], encode_cursor(rows[-1]["key"]) if more else None)
+        return Page([view.serve(row) for row in rows], encode_cursor(rows[-1]["key"]) if more else None)
 
     async def checkpoints(self) -> dict[str, int]:
         rows = await self._pool.fetch("SELECT name, position FROM projection_checkpoints")

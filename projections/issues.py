@@ -1,0 +1,71 @@
+"""The history of health: one issue per (entity, code), opened, seen again, resolved and reopened.
+
+Pure: a read model calls `track` after each event with the reasons its entity has after that event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from projections.config_versions import CARRIES_CONFIG
+from projections.read_model import CAMEL_CASE
+
+REPORTED_BY: dict[str, frozenset[str]] = {
+    "read_schedule_paused": frozenset({"read.schedule.paused"}),
+    "connection_error": frozenset({"connection.error"}),
+    "connection_deleted": frozenset({"connection.deleted"}),
+    "destination_disabled": frozenset({"destination.webhook.disabled"}),
+    "triggered_read_failed": frozenset({"read.triggered.error"}),
+    "write_failed": frozenset({"write.async.done"}),
+    "subscribe_failed": frozenset({"subscribe.create.error"}),
+    "config_unavailable": CARRIES_CONFIG,
+}
+"""The notification types that report each problem: one of them while the problem stands is an occurrence."""
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    __pydantic_config__ = CAMEL_CASE
+    code: str
+    status: str  # open | resolved
+    message: str
+    first_seen: datetime
+    last_seen: datetime
+    occurrences: int
+    """Notifications that reported the problem, over every time it was open."""
+    reopened: int = 0
+    resolved_at: datetime | None = None
+    position: int = 0
+    """The log position of the event that last changed the issue: the runner writes only what changed."""
+
+
+def track(
+    issues: tuple[Issue, ...], messages: dict[str, str], event_type: str, at: datetime, position: int
+) -> tuple[Issue, ...]:
+    """The issues after an event that left the entity with the problems `messages` (code to message).
+
+    Returns `issues` itself when nothing changed, so a view that did not change is not rewritten.
+    """
+    by_code = {issue.code: issue for issue in issues}
+    changed = False
+    for code, message in messages.items():
+        issue = by_code.get(code)
+        reported = event_type in REPORTED_BY.get(code, ())
+        if issue is None:
+            by_code[code] = Issue(code, "open", message, at, at, 1, position=position)
+        elif issue.status == "resolved":
+            reopened = replace(issue, status="open", message=message, last_seen=at, resolved_at=None)
+            by_code[code] = replace(reopened, occurrences=issue.occurrences + 1, reopened=issue.reopened + 1,
+                                    position=position)  # fmt: skip
+        elif reported:
+            by_code[code] = replace(issue, message=message, last_seen=at, occurrences=issue.occurrences + 1,
+                                    position=position)  # fmt: skip
+        else:
+            continue
+        changed = True
+    for code, issue in by_code.items():
+        if issue.status == "open" and code not in messages:
+            by_code[code] = replace(issue, status="resolved", resolved_at=at, position=position)
+            changed = True
+    return tuple(by_code.values()) if changed else issues

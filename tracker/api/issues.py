@@ -1,0 +1,35 @@
+"""GET /v1/issues: the history of health, newest first."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from projections.health import SEVERITY
+from tracker.api.keys import TRACKER
+from tracker.api.paging import page_limit
+from tracker.api.responses import error_response, json_response
+from tracker.store.issues import IssueFilters
+from tracker.store.views import BadCursorError
+
+routes = web.RouteTableDef()
+_FILTERS = {"status", "code", "projectId", "installationId"}
+
+
+@routes.get("/v1/issues")
+async def issues(request: web.Request) -> web.Response:
+    query = dict(request.query)
+    cursor = query.pop("cursor", None)
+    limit = page_limit(query.pop("limit", None))
+    unknown = sorted(set(query) - _FILTERS)
+    if unknown:
+        return error_response(400, f"unknown filter(s): {', '.join(unknown)}", filters=sorted(_FILTERS))
+    if query.get("status", "open") not in ("open", "resolved"):
+        return error_response(400, "status must be open or resolved")
+    if query.get("code", "read_schedule_paused") not in SEVERITY:
+        return error_response(400, f"code must be one of {', '.join(SEVERITY)}")
+    filters = IssueFilters(query.get("status"), query.get("code"), query.get("projectId"), query.get("installationId"))
+    try:
+        page = await request.app[TRACKER].issue_history(filters, limit, cursor)
+    except BadCursorError as exc:
+        return error_response(400, str(exc))
+    return json_response({"items": page.items, "nextCursor": page.next_cursor})

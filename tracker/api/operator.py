@@ -1,0 +1,47 @@
+"""Operator actions: resume a paused read schedule, re-enable a destination. Each appends an event."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from tracker.api.keys import TRACKER
+from tracker.api.responses import error_response, json_response
+from tracker.ingest.operator import OperatorAction
+from tracker.ingest.signatures import is_loopback
+from tracker.store.event_log import Appended
+
+routes = web.RouteTableDef()
+
+
+async def _act(request: web.Request, act: Callable[[str, OperatorAction], Awaitable[Appended]]) -> web.Response:
+    tracker = request.app[TRACKER]
+    if not tracker.settings.api_token and not is_loopback(request.remote):
+        # Without a token anybody could act: allow only what the local try-out needs.
+        return error_response(403, "operator actions need TRACKER_API_TOKEN, or a loopback client")
+    body = await request.read()
+    try:
+        given = orjson.loads(body) if body.strip() else {}
+    except orjson.JSONDecodeError:
+        return error_response(400, 'body must be JSON: {"by": "who", "note": "why"}, both optional')
+    if not isinstance(given, dict) or any(not isinstance(given.get(k, ""), str) for k in ("by", "note")):
+        return error_response(400, "body must be a JSON object whose `by` and `note` are strings")
+    action = OperatorAction(by=given.get("by") or "operator", note=given.get("note") or None)
+    try:
+        appended = await act(request.match_info["key"], action)
+    except LookupError as exc:
+        return error_response(404, str(exc))
+    return json_response({"position": appended.position, "streamId": appended.stream_id, "version": appended.version},
+                         status=201)  # fmt: skip
+
+
+@routes.post("/v1/installations/{key}/read-schedule/resume")
+async def resume_read_schedule(request: web.Request) -> web.Response:
+    return await _act(request, request.app[TRACKER].resume_read_schedule)
+
+
+@routes.post("/v1/destinations/{key}/enable")
+async def enable_destination(request: web.Request) -> web.Response:
+    return await _act(request, request.app[TRACKER].enable_destination)

@@ -1,0 +1,91 @@
+"""Queries over the issues table: the history of health, newest first, filtered and keyset-paginated."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from tracker.store.database import Pool
+from tracker.store.views import BadCursorError, Page
+
+
+@dataclass(frozen=True, slots=True)
+class IssueFilters:
+    status: str | None = None
+    code: str | None = None
+    project_id: str | None = None
+    installation_id: str | None = None
+    """The installation's own issues and those of its current connection and of its destinations."""
+
+
+_OF_INSTALLATION = (
+    "((entity = 'installation' AND entity_id = {p})"
+    " OR (entity = 'connection' AND entity_id ="
+    "  (SELECT connection_id FROM installation_view WHERE installation_id = {p}))"
+    " OR (entity = 'destination' AND entity_id IN (SELECT d.destination_id FROM installation_view i"
+    "  JOIN destination_view d ON d.project_id = i.project_id AND i.destinations ? d.destination_name"
+    "  WHERE i.installation_id = {p})))"
+)
+
+
+def _encode(last_seen: datetime, entity: str, entity_id: str, code: str) -> str:
+    key = orjson.dumps([last_seen.isoformat(), entity, entity_id, code])
+    return base64.urlsafe_b64encode(key).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> tuple[datetime, str, str, str]:
+    try:
+        last_seen, entity, entity_id, code = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(last_seen), str(entity), str(entity_id), str(code)
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        msg = "cursor is not one this API returned"
+        raise BadCursorError(msg) from None
+
+
+class Issues:
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def list(self, filters: IssueFilters, limit: int, cursor: str | None) -> Page:
+        conditions, args = [], []
+
+        def param(value: Any) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
+        for column, value in (("status", filters.status), ("code", filters.code), ("project_id", filters.project_id)):
+            if value is not None:
+                conditions.append(f"{column} = {param(value)}")
+        if filters.installation_id is not None:
+            conditions.append(_OF_INSTALLATION.format(p=param(filters.installation_id)))
+        if cursor is not None:
+            after = [param(part) for part in _decode(cursor)]
+            conditions.append(f"(last_seen, entity, entity_id, code) < ({', '.join(after)})")
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        rows = await self._pool.fetch(
+            "SELECT entity, entity_id, code, project_id, integration_id, last_seen, doc FROM issues"
+            f" {where} ORDER BY last_seen DESC, entity DESC, entity_id DESC, code DESC LIMIT {int(limit) + 1}",
+            *args,
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = [
+            {"entity": r["entity"], "entityId": r["entity_id"], "projectId": r["project_id"],
+             "integrationId": r["integration_id"], **r["doc"]}
+            for r in rows
+        ]  # fmt: skip
+        last = rows[-1] if more else None
+        cursor_out = _encode(last["last_seen"], last["entity"], last["entity_id"], last["code"]) if last else None
+        return Page(items, cursor_out)
+
+    async def open_by_code(self, project_id: str | None) -> dict[str, int]:
+        rows = await self._pool.fetch(
+            "SELECT code, count(*) AS n FROM issues WHERE status = 'open' AND ($1::text IS NULL OR project_id = $1)"
+            " GROUP BY code ORDER BY code",
+            project_id,
+        )
+        return {row["code"]: row["n"] for row in rows}
