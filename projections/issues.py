@@ -39,6 +39,11 @@ class Issue:
     position: int = 0
     """The log position of the event that last changed the issue: the runner writes only what changed."""
 
+    @property
+    def changed_at(self) -> datetime:
+        """When it was last opened, reported or resolved: what "newest first" means for issues."""
+        return self.resolved_at or self.last_seen
+
 
 def track(
     issues: tuple[Issue, ...], messages: dict[str, str], event_type: str, at: datetime, position: int

@@ -35,10 +35,10 @@ HEALTH_LOCK = 0x7472_6163_6B03
 kept in step by the triggers of `sql/006_health.sql`, which take this lock too. Taken first, before any
 row lock, so that no two writers wait on each other."""
 _ISSUES_UPSERT = (
-    "INSERT INTO issues (entity, entity_id, code, project_id, integration_id, status, last_seen, doc)"
+    "INSERT INTO issues (entity, entity_id, code, project_id, integration_id, status, changed_at, doc)"
     " SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],"
     " $8::jsonb[]) ON CONFLICT (entity, entity_id, code) DO UPDATE SET project_id = EXCLUDED.project_id,"
-    " integration_id = EXCLUDED.integration_id, status = EXCLUDED.status, last_seen = EXCLUDED.last_seen,"
+    " integration_id = EXCLUDED.integration_id, status = EXCLUDED.status, changed_at = EXCLUDED.changed_at,"
     " doc = EXCLUDED.doc"
 )
 
@@ -243,7 +243,7 @@ class ProjectionRunner(Generic[View]):
             if issues:
                 scope = self.model.issue_scope(view)
                 issue_rows.extend(
-                    (row[0], issue.code, *scope, issue.status, issue.last_seen, self._issue_json(issue))
+                    (row[0], issue.code, *scope, issue.status, issue.changed_at, self._issue_json(issue))
                     for issue in issues
                     if issue.position > issues_after
                 )

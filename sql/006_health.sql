@@ -101,9 +101,9 @@ CREATE TABLE issues (
     project_id     text,
     integration_id text,
     status         text        NOT NULL,  -- open | resolved
-    last_seen      timestamptz NOT NULL,
+    changed_at     timestamptz NOT NULL,  -- opened, reported again or resolved: newest first sorts by it
     doc            jsonb       NOT NULL,
     PRIMARY KEY (entity, entity_id, code)
 );
-CREATE INDEX issues_newest_idx ON issues (last_seen DESC, entity DESC, entity_id DESC, code DESC);
+CREATE INDEX issues_newest_idx ON issues (changed_at DESC, entity DESC, entity_id DESC, code DESC);
 CREATE INDEX issues_open_idx ON issues (code) WHERE status = 'open';

@@ -32,15 +32,15 @@ _OF_INSTALLATION = (
 )
 
 
-def _encode(last_seen: datetime, entity: str, entity_id: str, code: str) -> str:
-    key = orjson.dumps([last_seen.isoformat(), entity, entity_id, code])
+def _encode(changed_at: datetime, entity: str, entity_id: str, code: str) -> str:
+    key = orjson.dumps([changed_at.isoformat(), entity, entity_id, code])
     return base64.urlsafe_b64encode(key).decode().rstrip("=")
 
 
 def _decode(cursor: str) -> tuple[datetime, str, str, str]:
     try:
-        last_seen, entity, entity_id, code = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(last_seen), str(entity), str(entity_id), str(code)
+        changed_at, entity, entity_id, code = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(changed_at), str(entity), str(entity_id), str(code)
     except (ValueError, TypeError, orjson.JSONDecodeError):
         msg = "cursor is not one this API returned"
         raise BadCursorError(msg) from None
@@ -64,11 +64,11 @@ class Issues:
             conditions.append(_OF_INSTALLATION.format(p=param(filters.installation_id)))
         if cursor is not None:
             after = [param(part) for part in _decode(cursor)]
-            conditions.append(f"(last_seen, entity, entity_id, code) < ({', '.join(after)})")
+            conditions.append(f"(changed_at, entity, entity_id, code) < ({', '.join(after)})")
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         rows = await self._pool.fetch(
-            "SELECT entity, entity_id, code, project_id, integration_id, last_seen, doc FROM issues"
-            f" {where} ORDER BY last_seen DESC, entity DESC, entity_id DESC, code DESC LIMIT {int(limit) + 1}",
+            "SELECT entity, entity_id, code, project_id, integration_id, changed_at, doc FROM issues"
+            f" {where} ORDER BY changed_at DESC, entity DESC, entity_id DESC, code DESC LIMIT {int(limit) + 1}",
             *args,
         )
         more = len(rows) > limit
@@ -79,7 +79,7 @@ class Issues:
             for r in rows
         ]  # fmt: skip
         last = rows[-1] if more else None
-        cursor_out = _encode(last["last_seen"], last["entity"], last["entity_id"], last["code"]) if last else None
+        cursor_out = _encode(last["changed_at"], last["entity"], last["entity_id"], last["code"]) if last else None
         return Page(items, cursor_out)
 
     async def open_by_code(self, project_id: str | None) -> dict[str, int]:
