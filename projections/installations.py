@@ -133,7 +133,8 @@ class InstallationView:
 
 
 Changes = dict[str, Any]
-"""The fields an event changes: `evolve` applies them in one `replace`, the costly step of a fold."""
+"""The fields an event changes: `evolve` applies them in one `replace`, the costly step of a fold (a second
+one only when health or issues change)."""
 
 
 def evolve(view: InstallationView | None, event: Recorded) -> InstallationView | None:
@@ -153,11 +154,12 @@ def evolve(view: InstallationView | None, event: Recorded) -> InstallationView |
         **identity(event.data, IDENTITY),
         **changes,
     )
-    if "config" in changes or "objects" in changes:
-        view = replace(view, backfill=_backfill(view))
     reasons = () if view.deleted else _reasons(view)
+    health = health_of(reasons)
     issues = track(view.issues, {r.code: r.message for r in reasons}, event.type, event.received_at, event.position)
-    return replace(view, health=health_of(reasons), issues=issues)
+    if health == view.health and issues is view.issues:
+        return view  # most events leave both: spare the second copy of the view
+    return replace(view, health=health, issues=issues)
 
 
 def _reasons(view: InstallationView) -> tuple[Reason, ...]:
@@ -193,15 +195,15 @@ def _reasons(view: InstallationView) -> tuple[Reason, ...]:
     return tuple(reasons)
 
 
-def _backfill(view: InstallationView) -> Backfill:
-    objects = tuple(
+def _backfill(objects: dict[str, ObjectState]) -> Backfill:
+    progress = tuple(
         ObjectBackfill(name, "done", state.backfill_done_at)
         if state.backfill_done
         else ObjectBackfill(name, "pending", state.read_since)
-        for name, state in sorted(view.objects.items())
+        for name, state in sorted(objects.items())
         if state.read_since is not None
     )
-    return Backfill(sum(o.status == "done" for o in objects), len(objects), objects)
+    return Backfill(sum(o.status == "done" for o in progress), len(progress), progress)
 
 
 def _created(view: InstallationView, event: Recorded) -> Changes:
@@ -226,12 +228,14 @@ def _config(view: InstallationView, event: Recorded) -> Changes:
             changes["config_missing_since"] = view.config_missing_since or event.received_at
         return changes
     assert isinstance(config, dict)
+    objects = _read_objects(view, config, event.received_at)
     return changes | {
         "config": config,
         "config_version": version,
         "config_missing_since": None,
         "destinations": _destinations(config),
-        "objects": _read_objects(view, config, event.received_at),
+        "objects": objects,
+        "backfill": _backfill(objects),
     }
 
 
@@ -302,8 +306,9 @@ def _objects(view: InstallationView, name: str, state: ObjectState) -> Changes:
 def _backfill_done(view: InstallationView, event: Recorded) -> Changes:
     name, state = _object(view, event)
     state = replace(state, backfill_done=True, backfill_done_at=event.received_at)
+    objects = {**view.objects, name: state}
     # A backfill that completes means reads run again: it clears a paused schedule.
-    return _objects(view, name, state) | {"read_schedule": ReadSchedule()}
+    return {"objects": objects, "backfill": _backfill(objects), "read_schedule": ReadSchedule()}
 
 
 def _triggered_read(view: InstallationView, event: Recorded) -> Changes:
