@@ -1,4 +1,4 @@
-"""`python -m bench [webhook|rebuild|all] [--quick] [--json FILE]`: measure, then print one table.
+"""`python -m bench [webhook|rebuild|health|all] [--quick] [--json FILE]`: measure, then print one table.
 
 Timings never fail the run (the machine is shared and noisy); a wrong answer, a count that does not
 match or a child that dies does, with a non-zero exit.
@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from bench import database, rebuild, webhook
+from bench import database, health, rebuild, webhook
 from bench.table import Row, render
 
 
@@ -27,10 +27,21 @@ class Plan:
     repetitions: int
     load: webhook.Load
     log: rebuild.Log
+    fleet: health.Fleet
 
 
-FULL = Plan(3, webhook.Load(requests=20_000, warmup=1_000, time_limit=120), rebuild.Log(200_000, 20_000))
-QUICK = Plan(1, webhook.Load(requests=2_000, warmup=200, time_limit=30), rebuild.Log(20_000, 2_000))
+FULL = Plan(
+    3,
+    webhook.Load(requests=20_000, warmup=1_000, time_limit=120),
+    rebuild.Log(200_000, 20_000),
+    health.Fleet(100_000, 10_000, requests=1_000, warmup=100),
+)
+QUICK = Plan(
+    1,
+    webhook.Load(requests=2_000, warmup=200, time_limit=30),
+    rebuild.Log(20_000, 2_000),
+    health.Fleet(10_000, 1_000, requests=200, warmup=50),
+)
 
 
 async def run(scenarios: list[str], plan: Plan, profile_dir: Path | None) -> tuple[list[Row], dict[str, Any]]:
@@ -47,6 +58,11 @@ async def run(scenarios: list[str], plan: Plan, profile_dir: Path | None) -> tup
                 replays = await rebuild.measure(url, plan.log, plan.repetitions, Path(work), profile_dir)
             rows += rebuild.rows(replays, plan.log)
             details["rebuild"] = rebuild.as_json(replays)
+        if "health" in scenarios:
+            async with database.throwaway_database(server) as url:
+                health_result = await health.measure(url, plan.fleet, plan.repetitions, Path(work))
+            rows += health.rows(health_result, plan.fleet)
+            details["health"] = health.as_json(health_result)
     return rows, details
 
 
@@ -56,13 +72,13 @@ def _context(plan: Plan) -> str:
         f"{os.cpu_count()} cores, Python {platform.python_version()}; {plan.repetitions} repetition(s), figures are"
         f" {'medians (min-max)' if plan.repetitions > 1 else 'single runs'}; webhook: {load.requests:,} signed"
         f" requests after {load.warmup:,} warm-up, {load.workers} senders; rebuild: {plan.log.events:,} events,"
-        f" {plan.log.installations:,} installations"
+        f" {plan.log.installations:,} installations; {health.summary(plan.fleet)}"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("scenario", nargs="?", choices=("webhook", "rebuild", "all"), default="all")
+    parser.add_argument("scenario", nargs="?", choices=("webhook", "rebuild", "health", "all"), default="all")
     parser.add_argument("--quick", action="store_true", help="1 repetition, small counts (what CI runs)")
     parser.add_argument("--json", type=Path, help="also write every measurement to this file")
     parser.add_argument(
@@ -75,7 +91,7 @@ def main() -> None:
     plan = QUICK if args.quick else FULL
     if args.repetitions:
         plan = replace(plan, repetitions=args.repetitions)
-    scenarios = ["webhook", "rebuild"] if args.scenario == "all" else [args.scenario]
+    scenarios = ["webhook", "rebuild", "health"] if args.scenario == "all" else [args.scenario]
     print(_context(plan), flush=True)
     try:
         rows, details = asyncio.run(run(scenarios, plan, args.profile))

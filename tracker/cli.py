@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -61,6 +62,9 @@ async def serve(settings: Settings, projections: str) -> None:
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
+        # What start-up built lives as long as the process: out of the collector's full passes, which
+        # would otherwise walk every imported module's objects and stall a request now and then.
+        gc.freeze()
         log.info(
             "tracker listening on http://%s:%d (database: %s)",
             settings.host,
