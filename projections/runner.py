@@ -101,8 +101,8 @@ class ProjectionRunner(Generic[View]):
         """Empty the read model and replay the whole log into it; return how many events it folded.
 
         One repeatable-read transaction: readers keep seeing the old rows until the new ones commit,
-        a live runner of the same read model waits on the checkpoint row meanwhile, and the replay sees
-        one snapshot of the log. It reads the log stream by stream, so each view is built whole, written
+        the live runners of every read model wait on HEALTH_LOCK meanwhile (so the joined health columns
+        see no half-done state), and the replay sees one snapshot of the log. It reads the log stream by stream, so each view is built whole, written
         once, and only one page of events and views is in memory at a time. (Streams are independent:
         the order between them does not change a view, which the projection tests check.)
         """
