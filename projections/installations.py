@@ -165,20 +165,22 @@ def evolve(view: InstallationView | None, event: Recorded) -> InstallationView |
 def _reasons(view: InstallationView) -> tuple[Reason, ...]:
     """The installation's own reasons (see the rules table in the README)."""
     reasons = []
+    # By name: a view read back from jsonb has its objects in jsonb's key order, not in order of arrival.
+    objects = sorted(view.objects.items())
     schedule = view.read_schedule
     if schedule.paused and schedule.paused_at is not None:
         message = f"read schedule paused: {schedule.error}" if schedule.error else "read schedule paused"
         reasons.append(Reason("read_schedule_paused", message, schedule.paused_at))
     failed_reads = {
         name: state.last_triggered_read
-        for name, state in view.objects.items()
+        for name, state in objects
         if state.last_triggered_read is not None and state.last_triggered_read.status == "error"
     }
     if failed_reads:
         message = "triggered read failed: " + "; ".join(f"{name}: {read.error}" for name, read in failed_reads.items())
         since = min(read.received_at for read in failed_reads.values())
         reasons.append(Reason("triggered_read_failed", message, since, objects=tuple(failed_reads)))
-    failed_writes = {name: state.writes for name, state in view.objects.items() if state.writes.failing_since}
+    failed_writes = {name: state.writes for name, state in objects if state.writes.failing_since}
     if failed_writes:
         message = "async write failed: " + "; ".join(
             f"{name}: {'; '.join(writes.last_errors[-3:]) or 'no error given'}"

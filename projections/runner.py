@@ -102,9 +102,10 @@ class ProjectionRunner(Generic[View]):
 
         One repeatable-read transaction: readers keep seeing the old rows until the new ones commit,
         the live runners of every read model wait on HEALTH_LOCK meanwhile (so the joined health columns
-        see no half-done state), and the replay sees one snapshot of the log. It reads the log stream by stream, so each view is built whole, written
-        once, and only one page of events and views is in memory at a time. (Streams are independent:
-        the order between them does not change a view, which the projection tests check.)
+        see no half-done state), and the replay sees one snapshot of the log. It reads the log stream by
+        stream, so each view is built whole, written once, and only one page of events and views is in
+        memory at a time. (Streams are independent: the order between them does not change a view, which
+        the projection tests check.)
         """
         for attempt in range(1, _REBUILD_ATTEMPTS + 1):
             try:
