@@ -218,3 +218,11 @@ async def test_without_a_secret_only_loopback_clients_are_heard(make_tracker: Ma
     assert appended.duplicate is False
     assert await count(unsigned, "events") == 1
     assert (await unsigned.pool.fetchval("SELECT metadata->>'signatureVerified' FROM events")) == "false"
+
+
+async def test_a_body_that_is_not_utf8_cannot_be_signed_and_is_401(client: Client, tracker: Tracker) -> None:
+    headers = Signer(SECRET).headers(b"{}")  # a valid signature of another body: the body is checked first
+    response = await client.post("/webhooks/ampersand", data=b'{"a": "\xff"}', headers=headers)
+    assert response.status == 401
+    assert "UTF-8" in (await response.json())["detail"]
+    assert await count(tracker, "events") + await count(tracker, "quarantine") == 0

@@ -51,6 +51,9 @@ class SignatureVerifier:
                 verifier.verify(body, signed, json_parse=False)
             except WebhookVerificationError as exc:
                 problem = str(exc)
+            except UnicodeDecodeError:  # before ValueError, its base: Svix signs text, so no signature fits
+                problem = "body is not UTF-8 text, which is all Svix signs"
+                break
             except (ValueError, binascii.Error):  # a malformed signature list
                 problem = "malformed svix-signature header"
             else:
