@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 import asyncpg
 import orjson
@@ -225,4 +226,19 @@ async def test_a_body_that_is_not_utf8_cannot_be_signed_and_is_401(client: Clien
     response = await client.post("/webhooks/ampersand", data=b'{"a": "\xff"}', headers=headers)
     assert response.status == 401
     assert "UTF-8" in (await response.json())["detail"]
+    assert await count(tracker, "events") + await count(tracker, "quarantine") == 0
+
+
+async def test_a_sender_too_slow_to_send_its_body_gets_408_and_stores_nothing(make_tracker: MakeTracker) -> None:
+    tracker = make_tracker(webhook_secrets=(SECRET,), follow_projections=False)
+    tracker.settings = replace(tracker.settings, body_read_timeout=0.3)
+    await tracker.start()
+    async with TestServer(tracker.web_app()) as server:
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        head = b"POST /webhooks/ampersand HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+        writer.write(head + b'{"notificationType": ')  # and then nothing more
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(4096), 5)
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:80]
     assert await count(tracker, "events") + await count(tracker, "quarantine") == 0

@@ -21,6 +21,8 @@ class Settings:
     port: int = 8080
     insecure_no_verify: bool = False
     """Accept unsigned deliveries on a non-loopback address (never the default)."""
+    body_read_timeout: float = 10.0
+    """Seconds a sender has to send a whole webhook body (Svix itself gives up after 15)."""
     pool_size: int = 10
     batch_size: int = 1000
     """Most notifications one group commit writes in one transaction."""

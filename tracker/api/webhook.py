@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from tracker.api.keys import TRACKER
@@ -20,7 +22,12 @@ RETRY_AFTER = {"Retry-After": "5"}
 async def receive(request: web.Request) -> web.Response:
     if request.content_length is not None and request.content_length > MAX_BODY:
         return error_response(413, f"body over {MAX_BODY} bytes")
-    body = await request.read()  # the application's client_max_size bounds what is read
+    try:
+        # client_max_size bounds what is read; the timeout, how long a slow sender may hold a connection.
+        async with asyncio.timeout(request.app[TRACKER].settings.body_read_timeout):
+            body = await request.read()
+    except TimeoutError:
+        return error_response(408, "the body did not arrive in time", headers={"Connection": "close"})
     if len(body) > MAX_BODY:  # mounted in a host whose limit is larger: ours still holds
         return error_response(413, f"body over {MAX_BODY} bytes")
     try:
