@@ -10,10 +10,11 @@ import orjson
 from pydantic import TypeAdapter
 from pydantic.alias_generators import to_snake
 
-from projections.config_versions import ConfigVersion, record_update
+from projections.config_versions import ConfigVersion, record, record_update
 from projections.health import Health, Reason, health_of
 from projections.issues import Issue, track
 from projections.read_model import CAMEL_CASE, ReadModel, identity
+from tracker.domain.config import ConfigFetched, ConfigUnavailable, without_query
 from tracker.domain.installation import IDENTITY_FIELDS
 from tracker.domain.operator import ReadScheduleResumed
 from tracker.store.event_log import Recorded
@@ -96,6 +97,16 @@ class Backfill:
 
 
 @dataclass(frozen=True, slots=True)
+class ConfigFetchFailure:
+    """Why the tracker gave up fetching the config at `url` (`tracker.config.unavailable`)."""
+
+    __pydantic_config__ = CAMEL_CASE
+    url: str
+    error: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class InstallationView:
     __pydantic_config__ = CAMEL_CASE
     installation_id: str
@@ -121,6 +132,8 @@ class InstallationView:
     config_versions: tuple[ConfigVersion, ...] = ()
     config_missing_since: datetime | None = None
     """Since when the latest config is known only by its URL."""
+    config_fetch_failure: ConfigFetchFailure | None = None
+    """The last config URL the tracker gave up fetching; a reason only while it is still the current URL."""
     destinations: tuple[str, ...] = ()
     """The destination names the current config's read and subscribe objects send to."""
     backfill: Backfill = Backfill()
@@ -192,7 +205,11 @@ def _reasons(view: InstallationView) -> tuple[Reason, ...]:
         message = f"subscribe failed: {failure.error}" if failure.error else "subscribe failed"
         reasons.append(Reason("subscribe_failed", message, failure.since))
     if view.config_missing_since is not None:
-        message = "config known only by its URL, not fetched yet"
+        gave_up = view.config_fetch_failure
+        if gave_up is not None and gave_up.url == view.config_url:
+            message = f"config at {without_query(gave_up.url)} could not be fetched: {gave_up.error}"
+        else:
+            message = "config known only by its URL, not fetched yet"
         reasons.append(Reason("config_unavailable", message, view.config_missing_since))
     return tuple(reasons)
 
@@ -379,6 +396,29 @@ def _resumed(view: InstallationView, event: Recorded) -> Changes:
     return {"read_schedule": ReadSchedule(resumed_by=by if isinstance(by, str) else None, resumed_at=event.received_at)}
 
 
+def _config_fetched(view: InstallationView, event: Recorded) -> Changes:
+    """Content fetched from a URL counts as if the notification had carried it."""
+    content = event.data.get("config")
+    if not isinstance(content, dict) or not content:
+        return {}
+    if event.data.get("field") == "lastConfig":  # what was in force before an update: a missed one if unknown
+        versions, _ = record_update(view.config_versions, view.config, {"lastConfig": content}, event.received_at)
+        return {"config_versions": versions}
+    if event.data.get("url") == view.config_url and view.config_missing_since is not None:
+        return _config(view, replace(event, data={"config": content}))  # no configURL: the URL stays
+    versions, _ = record(view.config_versions, content, event.received_at)  # a URL since replaced: history only
+    return {"config_versions": versions}
+
+
+def _config_unavailable(view: InstallationView, event: Recorded) -> Changes:
+    """The current config's URL could not be fetched: `config_unavailable` stays, and says why."""
+    url, error = event.data.get("url"), event.data.get("error")
+    current = event.data.get("field") == "config" and url == view.config_url and view.config_missing_since
+    if not current or not isinstance(url, str):
+        return {}
+    return {"config_fetch_failure": ConfigFetchFailure(url, str(error), event.received_at)}
+
+
 _HANDLERS = {
     "installation.created": _created,
     "installation.updated": _updated,
@@ -390,6 +430,8 @@ _HANDLERS = {
     "write.async.done": _write_done,
     "subscribe.create.error": _subscribe_failed,
     ReadScheduleResumed.NOTIFICATION_TYPE: _resumed,
+    ConfigFetched.NOTIFICATION_TYPE: _config_fetched,
+    ConfigUnavailable.NOTIFICATION_TYPE: _config_unavailable,
 }
 
 

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from projections.config_versions import CARRIES_CONFIG
 from projections.read_model import CAMEL_CASE
+from tracker.domain.config import ConfigUnavailable
 
 REPORTED_BY: dict[str, frozenset[str]] = {
     "read_schedule_paused": frozenset({"read.schedule.paused"}),
@@ -19,7 +20,7 @@ REPORTED_BY: dict[str, frozenset[str]] = {
     "triggered_read_failed": frozenset({"read.triggered.error"}),
     "write_failed": frozenset({"write.async.done"}),
     "subscribe_failed": frozenset({"subscribe.create.error"}),
-    "config_unavailable": CARRIES_CONFIG,
+    "config_unavailable": CARRIES_CONFIG | {ConfigUnavailable.NOTIFICATION_TYPE},  # it says why: the message changes
 }
 """The notification types that report each problem: one of them while the problem stands is an occurrence."""
 

@@ -23,7 +23,10 @@ from tracker.store.embedded import start_embedded_postgres
 from .notifications import Signer
 
 MakeTracker = Callable[..., Tracker]
-TABLES = "events, quarantine, installation_view, connection_view, destination_view, issues, projection_checkpoints"
+TABLES = (
+    "events, quarantine, installation_view, connection_view, destination_view, issues, projection_checkpoints,"
+    " config_fetches"
+)
 
 
 def with_database(url: str, name: str) -> str:

@@ -68,9 +68,11 @@ async def test_moving_to_another_connection_clears_a_deleted_one(client: Client,
     await tracker.catch_up()
     assert await health_of(client, installation_id) == ("unhealthy", ["connection_deleted"])
 
-    await tracker.ingest(installation_event(
-        "installation.updated", installation_id, connectionId=new, config=config(), lastConfig=config()
-    ))
+    await tracker.ingest(
+        installation_event(
+            "installation.updated", installation_id, connectionId=new, config=config(), lastConfig=config()
+        )
+    )
     await tracker.catch_up()
     assert await health_of(client, installation_id) == ("healthy", [])
 

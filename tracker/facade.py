@@ -23,11 +23,13 @@ from projections import READ_MODELS
 from projections.runner import ProjectionRunner
 from tracker.api import create_api
 from tracker.ingest import operator
+from tracker.ingest.config_fetch import ConfigFetchWorker, FetchReport
 from tracker.ingest.files import FileImporter, ImportReport
 from tracker.ingest.operator import OperatorAction
-from tracker.ingest.parsing import parse_record
-from tracker.ingest.pipeline import Delivery, Pipeline
+from tracker.ingest.parsing import parse_record, parse_webhook_body
+from tracker.ingest.pipeline import REFUSED, Delivery, Pipeline
 from tracker.ingest.signatures import SignatureVerifier
+from tracker.ingest.url_guard import ConfigFetcher
 from tracker.ingest.webhook import WebhookReceiver
 from tracker.settings import Settings
 from tracker.store import views as view_tables
@@ -39,7 +41,7 @@ from tracker.store.issues import IssueFilters, Issues
 from tracker.store.listener import listen_for_appends
 from tracker.store.mapper import create_mapper
 from tracker.store.migrations import migrate
-from tracker.store.quarantine import Quarantine
+from tracker.store.quarantine import Quarantine, Quarantined, QuarantinePage, QuarantineResolvedError
 from tracker.store.rollups import Rollups
 from tracker.store.views import Page, Views
 
@@ -67,6 +69,7 @@ class Tracker:
         self._follow = follow_projections
         self._tasks: list[asyncio.Task[None]] = []
         self._wake: list[asyncio.Event] = []
+        self._config_fetching: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Tracker:
         await self.start()
@@ -95,6 +98,14 @@ class Tracker:
         verifier = SignatureVerifier(settings.webhook_secrets) if settings.webhook_secrets else None
         self.webhook = WebhookReceiver(self._pipeline, verifier, unsigned_from_anywhere=settings.insecure_no_verify)
         self.runners = [ProjectionRunner(self.pool, model, settings.projection_batch_size) for model in READ_MODELS]
+        self.config_fetches = ConfigFetchWorker(
+            self.pool,
+            self._commit,
+            ConfigFetcher(settings.config_url_allow),
+            give_up_after=settings.config_fetch_give_up,
+            first_retry=settings.config_fetch_first_retry,
+            batch_size=settings.projection_batch_size,
+        )
         if self._follow:
             self._follow_log()
 
@@ -107,12 +118,20 @@ class Tracker:
         for runner, wake in zip(self.runners, self._wake, strict=True):
             follow = runner.run_forever(wake, interval, self.settings.projection_min_interval)
             self._tasks.append(asyncio.create_task(follow, name=f"projection-{runner.model.name}"))
+        # Configs sent by URL are fetched where the projections run: never in the webhook's request.
+        self._wake.append(wake := asyncio.Event())
+        fetching = self.config_fetches.run_forever(wake, self.settings.config_fetch_poll_interval)
+        self._config_fetching = asyncio.create_task(fetching, name="config-fetches")
 
     def _wake_runners(self) -> None:
         for wake in self._wake:
             wake.set()
 
     async def close(self) -> None:
+        if self._config_fetching is not None:  # first: a fetch in flight appends through the group commit
+            self._config_fetching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._config_fetching
         await self._commit.stop()
         for task in self._tasks:
             task.cancel()
@@ -131,6 +150,50 @@ class Tracker:
 
     async def import_file(self, path: Path, progress: Callable[[int], object] = lambda _: None) -> ImportReport:
         return await FileImporter(self._pipeline).run(path, progress)
+
+    async def quarantined(
+        self, status: str | None = None, source: str | None = None, limit: int = 100, cursor: str | None = None
+    ) -> QuarantinePage:
+        """Kept deliveries newest first; `status` is pending, replayed or discarded (BadFilterError else)."""
+        return await self.quarantine.list(status, source, limit, cursor)
+
+    async def quarantined_delivery(self, quarantine_id: int) -> Quarantined | None:
+        return await self.quarantine.get(quarantine_id)
+
+    async def replay_quarantined(self, quarantine_id: int) -> Appended:
+        """Ingest a kept delivery again, as it first came (delivery id, received-at), and mark it replayed.
+
+        LookupError for an unknown id, QuarantineResolvedError unless pending. A refusal raises one of
+        REFUSED and is recorded on the row, which stays pending: no second row is kept.
+        """
+        kept = await self.quarantine.get(quarantine_id)
+        if kept is None:
+            msg = f"no quarantined delivery {quarantine_id}"
+            raise LookupError(msg)
+        if kept.status != "pending":
+            raise QuarantineResolvedError(kept)
+        parse = parse_webhook_body if kept.source == "webhook" else parse_record
+        delivery = Delivery(
+            kept.source,
+            kept.raw,
+            kept.delivery_id,  # so a delivery that meanwhile arrived again is a duplicate, not a second event
+            signature_verified=bool(kept.signature_verified),
+            received_at=kept.received_at,
+            headers=kept.headers,
+            replayed_from=kept.id,
+        )
+        try:
+            appended = await self._pipeline.ingest(parse, delivery, wait_for_room=True, quarantine=False)
+        except REFUSED as exc:
+            await self.quarantine.record_replay_error(kept.id, str(exc))
+            raise
+        # Not in one transaction with the append: should this fail, a second replay is a duplicate and marks it.
+        await self.quarantine.mark_replayed(kept.id, appended.position)
+        return appended
+
+    async def discard_quarantined(self, quarantine_id: int, note: str) -> Quarantined:
+        """Mark a kept delivery as never to be replayed, saying why; the row and its body stay."""
+        return await self.quarantine.discard(quarantine_id, note)
 
     async def installation(self, installation_id: str) -> dict[str, Any] | None:
         return await self.views.get(view_tables.INSTALLATIONS, installation_id)
@@ -201,6 +264,10 @@ class Tracker:
         for runner in self.runners:
             await runner.catch_up()
 
+    async def fetch_configs(self) -> FetchReport:
+        """Queue the config URLs the log names, and attempt each fetch due now, once (a following tracker does it)."""
+        return await self.config_fetches.run_once()
+
     async def rebuild(self, names: list[str] | None = None) -> dict[str, int]:
         """Replay the log into the named read models (all by default); readers see the old state until done."""
         chosen = [r for r in self.runners if names is None or r.model.name in names]
@@ -220,10 +287,12 @@ class Tracker:
             position = checkpoints.get(runner.model.name, 0)
             lag = await self.event_log.count_after(position)
             projections.append({"name": runner.model.name, "position": position, "lag": lag})
+        quarantine = await self.quarantine.counts()
         return {
             "events": await self.event_log.count(),
             "head": await self.event_log.head(),
-            "quarantined": await self.quarantine.count(),
+            "quarantined": quarantine["pending"],  # what still awaits review; all states below
+            "quarantine": quarantine,
             "projections": projections,
             "signaturesVerified": bool(self.settings.webhook_secrets),
         }

@@ -33,6 +33,14 @@ class Settings:
     """Runners poll this often besides being woken by NOTIFY (a lost NOTIFY costs at most this)."""
     projection_min_interval: float = 0.05
     """Runners fold at most this often: under load, one transaction takes many commits' events."""
+    config_url_allow: tuple[str, ...] = ()
+    """URL prefixes fetched without the https and public-address checks (tests, self-hosted setups)."""
+    config_fetch_give_up: float = 3600.0
+    """Seconds after a notification's arrival past which a config URL that still fails is given up."""
+    config_fetch_first_retry: float = 1.0
+    """Seconds before the first retry of a failed config fetch; each next one waits twice as long (to 5 min)."""
+    config_fetch_poll_interval: float = 1.0
+    """The config fetcher looks for new URLs and due retries this often, besides being woken by NOTIFY."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -42,4 +50,6 @@ class Settings:
             webhook_secrets=tuple(env.get("TRACKER_WEBHOOK_SECRET", "").split()),
             api_token=env.get("TRACKER_API_TOKEN") or None,
             kinesis_streams=tuple(s.strip() for s in env.get("TRACKER_KINESIS_STREAMS", "").split(",") if s.strip()),
+            config_url_allow=tuple(s.strip() for s in env.get("TRACKER_CONFIG_URL_ALLOW", "").split(",") if s.strip()),
+            config_fetch_give_up=float(env.get("TRACKER_CONFIG_FETCH_GIVE_UP") or 3600.0),
         )

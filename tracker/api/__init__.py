@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from tracker.api import config_versions, entities, health, issues, operator, status, webhook
+from tracker.api import config_versions, entities, health, issues, operator, quarantine, status, webhook
 from tracker.api.auth import bearer_auth
 from tracker.api.keys import TRACKER
 
@@ -20,6 +20,6 @@ def create_api(tracker: Tracker) -> web.Application:
     middlewares = [bearer_auth(token, public={webhook.receive})] if token else []
     api = web.Application(client_max_size=webhook.MAX_BODY, middlewares=middlewares)
     api[TRACKER] = tracker
-    for module in (webhook, entities, config_versions, operator, issues, health, status):
+    for module in (webhook, entities, config_versions, operator, issues, health, quarantine, status):
         api.add_routes(module.routes)
     return api

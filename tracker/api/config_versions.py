@@ -11,6 +11,7 @@ from pydantic import TypeAdapter
 from projections.config_versions import CARRIES_CONFIG, Change, ConfigVersion, Versions, diff, record_update
 from tracker.api.keys import TRACKER
 from tracker.api.responses import error_response, json_response
+from tracker.domain.config import ConfigFetched
 from tracker.store.event_log import EventLog
 
 routes = web.RouteTableDef()
@@ -43,7 +44,9 @@ async def _history(event_log: EventLog, installation_id: str) -> _History | None
         seen = seen or bool(rows)
         for row in rows:
             data = row["data"]
-            if row["type"] not in CARRIES_CONFIG or not isinstance(data, dict):
+            if row["type"] == ConfigFetched.NOTIFICATION_TYPE and isinstance(data, dict):
+                data = {data.get("field"): data.get("config")}  # as if the notification had carried it
+            elif row["type"] not in CARRIES_CONFIG or not isinstance(data, dict):
                 continue
             before = len(versions)
             versions, number = record_update(versions, held, data, row["received_at"])

@@ -33,14 +33,19 @@ class Delivery:
     signature_verified: bool = False
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     headers: Mapping[str, str] = field(default_factory=dict)
+    replayed_from: int | None = None
+    """The quarantine row a replay re-ingests (`Tracker.replay_quarantined`)."""
 
     def metadata(self) -> dict[str, Any]:
-        return {
+        metadata: dict[str, Any] = {
             "source": self.source,
             "deliveryId": self.delivery_id,
             "receivedAt": self.received_at.isoformat(),
             "signatureVerified": self.signature_verified,
         }
+        if self.replayed_from is not None:
+            metadata["replayedFromQuarantine"] = self.replayed_from
+        return metadata
 
 
 class Pipeline:
@@ -49,21 +54,30 @@ class Pipeline:
         self._quarantine = quarantine
 
     async def ingest(
-        self, parse: Callable[[bytes], Parsed], delivery: Delivery, *, wait_for_room: bool = False
+        self,
+        parse: Callable[[bytes], Parsed],
+        delivery: Delivery,
+        *,
+        wait_for_room: bool = False,
+        quarantine: bool = True,
     ) -> Appended:
         """Append the delivery's notification; resolves once its transaction has committed.
 
-        Raises one of REFUSED once the delivery is in quarantine, or StoreUnavailableError /
-        OverloadedError when the sender should retry later.
+        Raises one of REFUSED once the delivery is in quarantine (with `quarantine=False`, a replay of a
+        row kept there already, without keeping it again), or StoreUnavailableError / OverloadedError when
+        the sender should retry later.
         """
         try:
             notification = parse(delivery.raw)
             return await self._commit.append(new_event(notification, delivery), wait_for_room=wait_for_room)
         except REFUSED as exc:
+            if not quarantine:
+                raise
             problems = exc.problems if isinstance(exc, SchemaError) else []
             source, raw, delivery_id, headers = delivery.source, delivery.raw, delivery.delivery_id, delivery.headers
             kept_id = bounded(delivery_id) if delivery_id else None
-            await self._quarantine.keep(Refused(source, str(exc), raw, kept_id, problems, headers))
+            refused = Refused(source, str(exc), raw, kept_id, problems, headers, delivery.signature_verified)
+            await self._quarantine.keep(refused)
             raise
 
 

@@ -1,15 +1,33 @@
-"""Deliveries that could not become events, kept with their reason so nothing is lost."""
+"""Deliveries that could not become events, kept with their reason so nothing is lost, and their review.
+
+A kept delivery is `pending` until an operator replays it into the log (`replayed`) or discards it with a
+note (`discarded`); the row itself is never deleted.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
 
 from tracker.store.database import Pool
 from tracker.store.errors import UnavailableGuard
+from tracker.store.views import BadCursorError, BadFilterError, decode_cursor, encode_cursor
 
 _NOT_KEPT_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 """Credentials are never written to the database."""
+
+STATUSES = ("pending", "replayed", "discarded")
+MAX_ID = 2**63 - 1
+"""The largest id a bigint holds: a larger one names no row."""
+
+_COLUMNS = (
+    "id, received_at, source, delivery_id, reason, problems, headers, raw, status, resolved_at, note,"
+    " replayed_position, last_replay_error, signature_verified"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +38,52 @@ class Refused:
     delivery_id: str | None = None
     problems: list[str] = field(default_factory=list)
     headers: Mapping[str, str] = field(default_factory=dict)
+    signature_verified: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    """A kept delivery as stored, with its review state."""
+
+    id: int
+    received_at: datetime
+    source: str
+    """webhook, import, kinesis or api: which parser a replay uses."""
+    delivery_id: str | None
+    """As kept: an id over 256 characters is kept as its sha256 (`tracker.ingest.dedupe.bounded`)."""
+    reason: str
+    problems: list[str]
+    headers: dict[str, str]
+    raw: bytes
+    status: str
+    """pending, replayed or discarded."""
+    resolved_at: datetime | None
+    note: str | None
+    """Why it was discarded."""
+    replayed_position: int | None
+    """The log position of the event its replay appended, or found already there."""
+    last_replay_error: str | None
+    """Why the last replay was refused; the row stays pending."""
+    signature_verified: bool | None
+    """None for rows kept before the column existed."""
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Quarantined:
+        return cls(**dict(row.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinePage:
+    items: list[Quarantined]
+    next_cursor: str | None
+
+
+class QuarantineResolvedError(Exception):
+    """The delivery was replayed or discarded already: only a pending one can be."""
+
+    def __init__(self, kept: Quarantined) -> None:
+        super().__init__(f"quarantined delivery {kept.id} is {kept.status} already")
+        self.kept = kept
 
 
 class Quarantine:
@@ -31,15 +95,125 @@ class Quarantine:
         headers = {k.lower(): v for k, v in refused.headers.items() if k.lower() not in _NOT_KEPT_HEADERS}
         with UnavailableGuard("quarantine"):
             await self._pool.execute(
-                "INSERT INTO quarantine (source, delivery_id, reason, problems, headers, raw)"
-                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (delivery_id) DO NOTHING",
+                "INSERT INTO quarantine (source, delivery_id, reason, problems, headers, raw, signature_verified)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (delivery_id) DO NOTHING",
                 refused.source,
                 refused.delivery_id,
                 refused.reason,
                 refused.problems,
                 headers,
                 refused.raw,
+                refused.signature_verified,
             )
 
     async def count(self) -> int:
+        """Every kept delivery, whatever its review state."""
         return int(await self._pool.fetchval("SELECT count(*) FROM quarantine"))
+
+    async def counts(self) -> dict[str, int]:
+        """Kept deliveries by review state, each state present."""
+        rows = await self._pool.fetch("SELECT status, count(*) AS n FROM quarantine GROUP BY status")
+        return dict.fromkeys(STATUSES, 0) | {row["status"]: row["n"] for row in rows}
+
+    async def get(self, quarantine_id: int) -> Quarantined | None:
+        row = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM quarantine WHERE id = $1", quarantine_id)
+        return None if row is None else Quarantined.from_row(row)
+
+    async def list(
+        self, status: str | None = None, source: str | None = None, limit: int = 100, cursor: str | None = None
+    ) -> QuarantinePage:
+        """Newest first (by id), filtered by review state and source, keyset-paginated on the id."""
+        if status is not None and status not in STATUSES:
+            msg = f"status must be one of {', '.join(STATUSES)}"
+            raise BadFilterError(msg)
+        conditions, args = [], []
+
+        def param(value: Any) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
+        for column, value in (("status", status), ("source", source)):
+            if value is not None:
+                conditions.append(f"{column} = {param(value)}")
+        if cursor is not None:
+            conditions.append(f"id < {param(_decode(cursor))}")
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        rows = await self._pool.fetch(
+            f"SELECT {_COLUMNS} FROM quarantine {where} ORDER BY id DESC LIMIT {int(limit) + 1}", *args
+        )
+        more = len(rows) > limit
+        items = [Quarantined.from_row(row) for row in rows[:limit]]
+        return QuarantinePage(items, encode_cursor(str(items[-1].id)) if more else None)
+
+    async def mark_replayed(self, quarantine_id: int, position: int) -> Quarantined:
+        """Record the position its replay appended (or found); QuarantineResolvedError if no longer pending.
+
+        When a concurrent discard got there first, the position is recorded all the same: its event is in
+        the log, and the row should say so.
+        """
+        with UnavailableGuard("quarantine"):
+            row = await self._pool.fetchrow(
+                "UPDATE quarantine SET status = 'replayed', resolved_at = now(), replayed_position = $2,"
+                f" last_replay_error = NULL WHERE id = $1 AND status = 'pending' RETURNING {_COLUMNS}",
+                quarantine_id,
+                position,
+            )
+            if row is not None:
+                return Quarantined.from_row(row)
+            row = await self._pool.fetchrow(
+                "UPDATE quarantine SET replayed_position = coalesce(replayed_position, $2)"
+                f" WHERE id = $1 RETURNING {_COLUMNS}",
+                quarantine_id,
+                position,
+            )
+        raise QuarantineResolvedError(Quarantined.from_row(_found(row, quarantine_id)))
+
+    async def record_replay_error(self, quarantine_id: int, error: str) -> None:
+        """Keep why a replay was refused on the row, which stays pending."""
+        with UnavailableGuard("quarantine"):
+            await self._pool.execute(
+                "UPDATE quarantine SET last_replay_error = $2 WHERE id = $1 AND status = 'pending'",
+                quarantine_id,
+                error,
+            )
+
+    async def discard(self, quarantine_id: int, note: str) -> Quarantined:
+        """Mark a pending delivery as not to be replayed, with why; the row and its body stay.
+
+        LookupError for an unknown id, QuarantineResolvedError if no longer pending, ValueError for a blank note.
+        """
+        if not note.strip():
+            msg = "a note saying why is required to discard a quarantined delivery"
+            raise ValueError(msg)
+        with UnavailableGuard("quarantine"):
+            row = await self._pool.fetchrow(
+                "UPDATE quarantine SET status = 'discarded', resolved_at = now(), note = $2"
+                f" WHERE id = $1 AND status = 'pending' RETURNING {_COLUMNS}",
+                quarantine_id,
+                note,
+            )
+        if row is not None:
+            return Quarantined.from_row(row)
+        kept = await self.get(quarantine_id)
+        if kept is None:
+            raise _unknown(quarantine_id)
+        raise QuarantineResolvedError(kept)
+
+
+def _found(row: asyncpg.Record | None, quarantine_id: int) -> asyncpg.Record:
+    if row is None:
+        raise _unknown(quarantine_id)
+    return row
+
+
+def _unknown(quarantine_id: int) -> LookupError:
+    msg = f"no quarantined delivery {quarantine_id}"
+    return LookupError(msg)
+
+
+def _decode(cursor: str) -> int:
+    key = decode_cursor(cursor)
+    if not (key.isascii() and key.isdigit() and int(key) <= MAX_ID):
+        msg = "cursor is not one this API returned"
+        raise BadCursorError(msg)
+    return int(key)

@@ -1,0 +1,157 @@
+"""The quarantine's review: list what was refused, replay one into the log after a fix, or discard it.
+
+Nothing is deleted: `DELETE` marks a row discarded, with the note the operator gives.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from tracker.api.keys import TRACKER
+from tracker.api.paging import page_limit
+from tracker.api.responses import error_response, json_response
+from tracker.ingest.parsing import SchemaError
+from tracker.ingest.pipeline import REFUSED
+from tracker.ingest.signatures import is_loopback
+from tracker.store.errors import StoreUnavailableError
+from tracker.store.quarantine import MAX_ID, Quarantined, QuarantineResolvedError
+from tracker.store.views import BadCursorError, BadFilterError
+
+routes = web.RouteTableDef()
+_FILTERS = {"status", "source"}
+_RETRY_AFTER = {"Retry-After": "5"}
+
+
+def quarantined_doc(kept: Quarantined) -> dict[str, Any]:
+    """A kept delivery on the wire: the body as text when it is UTF-8, else base64 (`bodyBase64`)."""
+    doc: dict[str, Any] = {
+        "id": kept.id,
+        "receivedAt": kept.received_at.isoformat(),
+        "source": kept.source,
+        "deliveryId": kept.delivery_id,
+        "reason": kept.reason,
+        "problems": kept.problems,
+        "headers": kept.headers,
+        "status": kept.status,
+        "resolvedAt": kept.resolved_at.isoformat() if kept.resolved_at else None,
+        "note": kept.note,
+        "replayedPosition": kept.replayed_position,
+        "lastReplayError": kept.last_replay_error,
+    }
+    try:
+        doc["body"] = kept.raw.decode()
+    except UnicodeDecodeError:
+        doc["bodyBase64"] = base64.b64encode(kept.raw).decode()
+    return doc
+
+
+def _quarantine_id(request: web.Request) -> int | None:
+    given = request.match_info["key"]
+    if given.isascii() and given.isdigit() and 0 < int(given) <= MAX_ID:
+        return int(given)
+    return None
+
+
+def _not_found(request: web.Request) -> web.Response:
+    return error_response(404, f"no quarantined delivery {request.match_info['key']!r}")
+
+
+def _may_act(request: web.Request) -> bool:
+    # As for operator actions: without a token anybody could replay or discard, so only loopback clients may.
+    return bool(request.app[TRACKER].settings.api_token) or is_loopback(request.remote)
+
+
+def _resolved(exc: QuarantineResolvedError) -> web.Response:
+    kept = exc.kept  # where it went, so a caller that lost a race can find its event or the note
+    return error_response(409, str(exc), reviewStatus=kept.status, replayedPosition=kept.replayed_position,
+                          note=kept.note)  # fmt: skip
+
+
+@routes.get("/v1/quarantine")
+async def quarantine(request: web.Request) -> web.Response:
+    """`?status=pending|replayed|discarded&source=...&limit=&cursor=`, newest first."""
+    query = dict(request.query)
+    cursor = query.pop("cursor", None)
+    limit = page_limit(query.pop("limit", None))
+    unknown = sorted(set(query) - _FILTERS)
+    if unknown:
+        return error_response(400, f"unknown filter(s): {', '.join(unknown)}", filters=sorted(_FILTERS))
+    try:
+        page = await request.app[TRACKER].quarantined(query.get("status"), query.get("source"), limit, cursor)
+    except (BadCursorError, BadFilterError) as exc:
+        return error_response(400, str(exc))
+    return json_response({"items": [quarantined_doc(kept) for kept in page.items], "nextCursor": page.next_cursor})
+
+
+@routes.get("/v1/quarantine/{key}")
+async def quarantined(request: web.Request) -> web.Response:
+    quarantine_id = _quarantine_id(request)
+    kept = None if quarantine_id is None else await request.app[TRACKER].quarantined_delivery(quarantine_id)
+    if kept is None:
+        return _not_found(request)
+    return json_response(quarantined_doc(kept))
+
+
+@routes.post("/v1/quarantine/{key}/replay")
+async def replay(request: web.Request) -> web.Response:
+    """Ingest the kept delivery again; 422 if it is still refused (the row stays pending, with the error)."""
+    if not _may_act(request):
+        return error_response(403, "replaying needs TRACKER_API_TOKEN, or a loopback client")
+    quarantine_id = _quarantine_id(request)
+    if quarantine_id is None:
+        return _not_found(request)
+    try:
+        appended = await request.app[TRACKER].replay_quarantined(quarantine_id)
+    except LookupError:
+        return _not_found(request)
+    except QuarantineResolvedError as exc:
+        return _resolved(exc)
+    except REFUSED as exc:
+        problems = exc.problems if isinstance(exc, SchemaError) else []
+        return error_response(422, "replay refused: still not a notification it can store", reason=str(exc),
+                              problems=problems)  # fmt: skip
+    except StoreUnavailableError:
+        return error_response(503, "event log unavailable, retry later", headers=_RETRY_AFTER)
+    return json_response(
+        {
+            "position": appended.position,
+            "streamId": appended.stream_id,
+            "version": appended.version,
+            "duplicate": appended.duplicate,
+        }
+    )
+
+
+@routes.delete("/v1/quarantine/{key}")
+async def discard(request: web.Request) -> web.Response:
+    """Mark the kept delivery discarded; a note saying why is required, `{"note": "..."}` or `?note=`."""
+    if not _may_act(request):
+        return error_response(403, "discarding needs TRACKER_API_TOKEN, or a loopback client")
+    quarantine_id = _quarantine_id(request)
+    if quarantine_id is None:
+        return _not_found(request)
+    body = await request.read()
+    note = request.query.get("note", "")
+    if body.strip():
+        try:
+            given = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            given = None
+        if not isinstance(given, dict) or not isinstance(given.get("note", ""), str):
+            return error_response(400, 'body must be a JSON object with a string note: {"note": "why"}')
+        note = given.get("note") or note
+    if not note.strip():
+        return error_response(400, 'a note saying why is required: {"note": "..."} or ?note=')
+    try:
+        kept = await request.app[TRACKER].discard_quarantined(quarantine_id, note)
+    except LookupError:
+        return _not_found(request)
+    except QuarantineResolvedError as exc:
+        return _resolved(exc)
+    except StoreUnavailableError:
+        return error_response(503, "quarantine unavailable, retry later", headers=_RETRY_AFTER)
+    return json_response(quarantined_doc(kept))
