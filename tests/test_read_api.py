@@ -99,6 +99,7 @@ async def test_status_counts_events_quarantine_and_projection_lag(client: Client
 
     assert before["events"] == 1
     assert before["quarantined"] == 0
+    assert (before["signaturesVerified"], before["warnings"]) == (True, [])
     assert {p["name"]: p["lag"] for p in before["projections"]} == {"installations": 1, "connections": 1,
                                                                     "destinations": 1}  # fmt: skip
     assert {p["name"]: (p["position"], p["lag"]) for p in after["projections"]} == {

@@ -219,6 +219,9 @@ async def test_without_a_secret_only_loopback_clients_are_heard(make_tracker: Ma
     assert appended.duplicate is False
     assert await count(unsigned, "events") == 1
     assert (await unsigned.pool.fetchval("SELECT metadata->>'signatureVerified' FROM events")) == "false"
+    status = await unsigned.status()
+    assert status["signaturesVerified"] is False
+    assert any("NOT checked" in warning for warning in status["warnings"])
 
 
 async def test_a_body_that_is_not_utf8_cannot_be_signed_and_is_401(client: Client, tracker: Tracker) -> None:

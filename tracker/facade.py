@@ -46,6 +46,7 @@ from tracker.store.rollups import Rollups
 from tracker.store.views import Page, Views
 
 log = logging.getLogger(__name__)
+UNSIGNED_WARNING = "TRACKER_WEBHOOK_SECRET is not set: webhook signatures are NOT checked"
 
 
 class Tracker:
@@ -295,10 +296,11 @@ class Tracker:
             "quarantine": quarantine,
             "projections": projections,
             "signaturesVerified": bool(self.settings.webhook_secrets),
+            "warnings": [] if self.settings.webhook_secrets else [UNSIGNED_WARNING],
         }
 
     def web_app(self) -> web.Application:
         """The HTTP API, to serve alone or mount in a host application with `add_subapp`."""
         if not self.settings.webhook_secrets:
-            log.warning("TRACKER_WEBHOOK_SECRET is not set: webhook signatures are NOT checked")
+            log.warning(UNSIGNED_WARNING)
         return create_api(self)
