@@ -117,3 +117,31 @@ async def test_with_an_api_token_every_v1_route_needs_it(make_tracker: MakeTrack
             assert (await client.get(path, headers={"Authorization": "Bearer wrong"})).status == 401, path
         ok = await client.get("/v1/status", headers={"Authorization": "Bearer s3cret-token"})
         assert ok.status == 200
+
+
+async def test_a_read_with_min_position_waits_for_the_read_models(make_tracker: MakeTracker) -> None:
+    following = make_tracker()
+    await following.start()
+    async with TestClient(TestServer(following.web_app())) as client:
+        connection_id = new_id("conn")
+        appended = await following.ingest(notification("connection.error", **connection_fields(connection_id)))
+        response = await client.get(f"/v1/connections/{connection_id}?minPosition={appended.position}")
+        assert response.status == 200  # no catch_up(): the read waited for the runners
+        assert (await response.json())["status"] == "error"
+        listed = await client.get(f"/v1/connections?status=error&minPosition={appended.position}")
+        assert [item["connectionId"] for item in (await listed.json())["items"]] == [connection_id]
+        assert (await client.get("/v1/connections?minPosition=soon")).status == 400
+
+
+async def test_a_read_with_min_position_beyond_the_read_models_is_503_after_a_bounded_wait(
+    make_tracker: MakeTracker,
+) -> None:
+    idle = make_tracker(follow_projections=False)
+    idle.settings = replace(idle.settings, min_position_wait=0.2)
+    await idle.start()
+    async with TestClient(TestServer(idle.web_app())) as client:
+        appended = await idle.ingest(notification("connection.error", **connection_fields(new_id("conn"))))
+        response = await client.get(f"/v1/connections?minPosition={appended.position}")
+        assert response.status == 503
+        assert response.headers["Retry-After"] == "1"
+        assert (await response.json())["position"] == 0

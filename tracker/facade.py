@@ -260,6 +260,18 @@ class Tracker:
             for row in rows
         ]
 
+    async def wait_for_position(self, position: int, max_wait: float) -> int:
+        """Wait until every read model has folded the log up to `position` (read your writes), at most
+        `max_wait` seconds; return the position they have all reached."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_wait
+        while True:
+            checkpoints = await self.views.checkpoints()
+            reached = min(checkpoints.get(runner.model.name, 0) for runner in self.runners)
+            if reached >= position or loop.time() >= deadline:
+                return reached
+            await asyncio.sleep(0.01)
+
     async def catch_up(self) -> None:
         """Fold every read model up to the head of the log now."""
         for runner in self.runners:

@@ -31,6 +31,8 @@ class Settings:
     projection_batch_size: int = 1000
     projection_poll_interval: float = 1.0
     """Runners poll this often besides being woken by NOTIFY (a lost NOTIFY costs at most this)."""
+    min_position_wait: float = 5.0
+    """Longest a read with `?minPosition=` waits for the read models before answering 503."""
     projection_min_interval: float = 0.05
     """Runners fold at most this often: under load, one transaction takes many commits' events."""
     config_url_allow: tuple[str, ...] = ()

@@ -13,7 +13,26 @@ from tracker.store.views import BadCursorError, BadFilterError, ViewTable
 routes = web.RouteTableDef()
 
 
+async def _not_caught_up(request: web.Request) -> web.Response | None:
+    """`?minPosition=N` (the position a write returned): wait, bounded, until the read models have passed it."""
+    given = request.query.get("minPosition")
+    if given is None:
+        return None
+    try:
+        position = int(given)
+    except ValueError:
+        return error_response(400, "minPosition must be an integer")
+    tracker = request.app[TRACKER]
+    reached = await tracker.wait_for_position(position, tracker.settings.min_position_wait)
+    if reached < position:
+        error = f"the read models have reached position {reached}, not yet {position}: retry"
+        return error_response(503, error, headers={"Retry-After": "1"}, position=reached)
+    return None
+
+
 async def _one(request: web.Request, table: ViewTable, name: str) -> web.Response:
+    if (waited := await _not_caught_up(request)) is not None:
+        return waited
     key = request.match_info["key"]
     doc = await request.app[TRACKER].views.get(table, key)
     if doc is None:
@@ -22,7 +41,10 @@ async def _one(request: web.Request, table: ViewTable, name: str) -> web.Respons
 
 
 async def _page(request: web.Request, table: ViewTable) -> web.Response:
+    if (waited := await _not_caught_up(request)) is not None:
+        return waited
     query = dict(request.query)
+    query.pop("minPosition", None)
     cursor = query.pop("cursor", None)
     limit = page_limit(query.pop("limit", None))
     unknown = sorted(set(query) - set(table.filters))
