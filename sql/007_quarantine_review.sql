@@ -9,6 +9,7 @@ ALTER TABLE quarantine
     ADD COLUMN replayed_position  bigint,       -- the log position of the event its replay appended (or found)
     ADD COLUMN last_replay_error  text,         -- why the last replay was refused; the row stays pending
     ADD COLUMN signature_verified boolean,      -- as for the event's metadata; NULL: kept before this column
+    ADD COLUMN full_delivery_id   text,         -- the id as given when over 256 characters (delivery_id: its hash)
     ADD CONSTRAINT quarantine_resolved_check CHECK ((status = 'pending') = (resolved_at IS NULL)),
     ADD CONSTRAINT quarantine_replayed_check CHECK (status <> 'replayed' OR replayed_position IS NOT NULL),
     ADD CONSTRAINT quarantine_note_check CHECK (status <> 'discarded' OR btrim(coalesce(note, '')) <> '');

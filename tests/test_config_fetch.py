@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,9 +20,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from eventsourcing.application import project_aggregate
+from yarl import URL
 
 from tracker import Tracker
 from tracker.domain.config import ConfigFetched, without_query
+from tracker.domain.installation import Installation
 from tracker.ingest.config_fetch import CHECKPOINT, FetchReport
 from tracker.ingest.url_guard import (
     ConfigFetcher,
@@ -29,6 +33,7 @@ from tracker.ingest.url_guard import (
     ConfigRefusedError,
     GuardedResolver,
     check_url,
+    is_allowed,
     is_public_address,
 )
 
@@ -413,6 +418,7 @@ TABLE = {
     "configs.example.com": ["10.0.0.7"],
     "local.example.com": ["127.0.0.1"],
     "mixed.example.com": ["10.0.0.7", "93.184.216.34", "::1", "2606:4700::1111"],
+    "public.example.com": ["93.184.216.34", "2606:4700::1111"],
 }
 
 
@@ -449,8 +455,8 @@ async def test_private_loopback_and_metadata_addresses_are_refused_without_conne
         f"https://127.0.0.1:{port}/x": "127.0.0.1 is not a public address",
         f"https://[::ffff:127.0.0.1]:{port}/x": "::ffff:127.0.0.1 is not a public address",
         f"https://127.1:{port}/x": "is not a valid URL",  # a legacy numeric form of 127.0.0.1
-        "https://configs.example.com/x": "configs.example.com resolves to no public address (10.0.0.7)",
-        f"https://local.example.com:{port}/x": "local.example.com resolves to no public address (127.0.0.1)",
+        "https://configs.example.com/x": "configs.example.com resolves to an address that is not public (10.0.0.7)",
+        f"https://local.example.com:{port}/x": "resolves to an address that is not public (127.0.0.1)",
     }
     for url, reason in refused.items():
         with pytest.raises(ConfigRefusedError) as raised:
@@ -466,10 +472,15 @@ async def test_private_loopback_and_metadata_addresses_are_refused_without_conne
     assert accepted  # it did connect (aiohttp tries an idempotent GET twice when hung up on)
 
 
-async def test_the_resolver_gives_aiohttp_only_the_addresses_that_passed() -> None:
+async def test_the_resolver_gives_aiohttp_only_the_addresses_it_checked_and_refuses_any_mix() -> None:
     resolver = GuardedResolver(table)
-    assert [r["host"] for r in await resolver.resolve("mixed.example.com", 443)] == ["93.184.216.34", "2606:4700::1111"]
-    only_v4 = await resolver.resolve("mixed.example.com", 443, socket.AF_INET)
+    assert [r["host"] for r in await resolver.resolve("public.example.com", 443)] == [
+        "93.184.216.34",
+        "2606:4700::1111",
+    ]
+    with pytest.raises(ConfigRefusedError, match=r"not public \(10.0.0.7, ::1\)"):
+        await resolver.resolve("mixed.example.com", 443)  # a private address among public ones is refused
+    only_v4 = await resolver.resolve("public.example.com", 443, socket.AF_INET)
     assert [(r["host"], r["port"], r["family"]) for r in only_v4] == [("93.184.216.34", 443, socket.AF_INET)]
     with pytest.raises(ConfigRefusedError):
         await resolver.resolve("configs.example.com", 443)
@@ -523,3 +534,55 @@ def test_urls_are_shown_without_their_query_or_user_info() -> None:
     shown = without_query("https://user:pw@configs.example.com:8443/a/b.json?X-Amz-Signature=s#frag")
     assert shown == "https://configs.example.com:8443/a/b.json"
     assert without_query("https://[2606:4700::1111]/c?token=t") == "https://[2606:4700::1111]/c"
+
+
+async def test_a_body_or_redirect_nobody_foresaw_is_given_up_without_holding_back_the_others(
+    make_tracker: MakeTracker, server: ConfigServer
+) -> None:
+    tracker = await start_tracker(make_tracker, server)
+    deep = {"a": functools.reduce(lambda inner, _: [inner], range(300), [])}  # orjson would not store it
+    urls = {
+        "deep": server.serve("configs/deep", content(deep)),
+        "bad-location": server.serve("configs/bad", redirect("http://[::1")),
+        "good": server.serve("configs/good", content(config())),
+    }
+    for name, url in urls.items():
+        await tracker.ingest(installation_event("installation.created", f"inst-{name}", configURL=url))
+
+    assert await tracker.fetch_configs() == FetchReport(queued=3, fetched=1, unavailable=2)
+    await tracker.catch_up()
+    assert (await view(tracker, "inst-good"))["configVersion"] == 1
+    failures = {name: (await job(tracker, f"inst-{name}"))["last_error"] for name in ("deep", "bad-location")}
+    assert "nests deeper than 200" in failures["deep"]
+    assert "Location that is not a URL" in failures["bad-location"]
+
+
+def test_an_allow_prefix_covers_whole_path_segments_and_no_dot_segments() -> None:
+    allow = ["http://127.0.0.1:8080/configs"]
+    assert is_allowed(URL("http://127.0.0.1:8080/configs/a.json"), allow)
+    assert is_allowed(URL("http://127.0.0.1:8080/configs"), allow)
+    assert not is_allowed(URL("http://127.0.0.1:8080/configs-private/a.json"), allow)
+    for climbing in ("/configs/../admin/keys", "/configs/%2e%2e/admin", "/configs/./../admin"):
+        assert not is_allowed(URL(f"http://127.0.0.1:8080{climbing}", encoded=True), allow), climbing
+
+
+async def test_the_library_aggregate_takes_a_fetched_config_only_while_it_is_missing(
+    make_tracker: MakeTracker, server: ConfigServer
+) -> None:
+    tracker = await start_tracker(make_tracker, server)
+    installation_id = new_id("inst")
+    url = server.serve("configs/late", content(config(("lead",))))
+    await tracker.ingest(installation_event("installation.created", installation_id, configURL=url))
+    await tracker.fetch_configs()
+    fetched = project_aggregate(None, await tracker.event_log.domain_events(f"installation:{installation_id}"))
+    assert isinstance(fetched, Installation)
+    assert (fetched.config, fetched.config_missing) == (config(("lead",)), False)
+
+    other_id = new_id("inst")
+    late = server.serve("configs/stale", content(config(("lead",))))
+    await tracker.ingest(installation_event("installation.created", other_id, configURL=late))
+    await tracker.ingest(installation_event("installation.updated", other_id, config=config(), lastConfig={}))
+    await tracker.fetch_configs()  # the URL's content lands after a newer content: history only
+    stale = project_aggregate(None, await tracker.event_log.domain_events(f"installation:{other_id}"))
+    assert isinstance(stale, Installation)
+    assert stale.config == config()

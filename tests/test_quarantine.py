@@ -249,3 +249,19 @@ async def test_status_counts_the_quarantine_by_review_state(client: Client, trac
 
     assert after["quarantined"] == 2  # pending only: what still awaits review
     assert after["quarantine"] == {"pending": 2, "replayed": 1, "discarded": 1}
+
+
+async def test_a_replay_of_a_delivery_id_too_long_to_index_is_still_a_duplicate(tracker: Tracker) -> None:
+    long_id = "msg_" + "x" * 300
+    body = orjson.dumps(installation_event("read.backfill.done", new_id("inst"), objectName="account"))
+    with pytest.raises(SchemaError):  # refused as it was first sent: kept under the hash of its id
+        await tracker.ingest(body[:-2] + b', "objectName": 7}}', delivery_id=long_id)
+    (kept,) = (await tracker.quarantined()).items
+    assert kept.delivery_id != long_id and kept.full_delivery_id == long_id
+
+    stored = await tracker.ingest(body, delivery_id=long_id)  # the same delivery, sent again and understood
+    await tracker.pool.execute("UPDATE quarantine SET raw = $1 WHERE id = $2", body, kept.id)  # as fixed
+    replayed = await tracker.replay_quarantined(kept.id)
+
+    assert (replayed.duplicate, replayed.position) == (True, stored.position)
+    assert await tracker.pool.fetchval("SELECT count(*) FROM events") == 1

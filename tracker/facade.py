@@ -177,7 +177,7 @@ class Tracker:
         delivery = Delivery(
             kept.source,
             kept.raw,
-            kept.delivery_id,  # so a delivery that meanwhile arrived again is a duplicate, not a second event
+            kept.original_delivery_id,  # so a delivery that meanwhile arrived again is a duplicate, not a second one
             signature_verified=bool(kept.signature_verified),
             received_at=kept.received_at,
             headers=kept.headers,

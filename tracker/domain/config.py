@@ -25,8 +25,9 @@ class ConfigFetched(InstallationEvent):
         aggregate.identity = {**aggregate.identity, **_identity(self.data)}
         content = self.data.get("config")
         current = self.data.get("field") == "config" and self.data.get("url") == aggregate.config_url
-        if current and isinstance(content, dict) and content:
+        if current and aggregate.config_missing and isinstance(content, dict) and content:
             aggregate.config = content
+            aggregate.config_missing = False
 
 
 class ConfigUnavailable(InstallationEvent):

@@ -18,6 +18,8 @@ class Installation(TrackerAggregate):
         self.deleted = False
         self.config: dict[str, Any] | None = None
         self.config_url: str | None = None
+        self.config_missing = False
+        """The latest config was sent by URL only, and no fetched content has arrived for it yet."""
 
 
 class InstallationEvent(TrackerEvent):
@@ -30,6 +32,9 @@ class InstallationEvent(TrackerEvent):
         config = self.data.get("config")
         if isinstance(config, dict) and config:
             aggregate.config = config
+            aggregate.config_missing = False
+        elif isinstance(self.data.get("configURL"), str):
+            aggregate.config_missing = True
         if isinstance(url := self.data.get("configURL"), str):
             aggregate.config_url = url
 

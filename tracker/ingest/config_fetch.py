@@ -195,6 +195,11 @@ class ConfigFetchWorker:
             return await self.fetcher.fetch(job.url)
         except ConfigFetchError as exc:
             return exc
+        except Exception as exc:  # a URL or a body nobody foresaw must not jam the queue: give it up, say why
+            # No traceback: its messages may quote the URL, whose query is a credential.
+            log.warning("fetching the %s of installation %s failed: unexpected %s",
+                        job.field, job.installation_id, type(exc).__name__)  # fmt: skip
+            return ConfigRefusedError(f"unexpected {type(exc).__name__}")
 
     async def _settle(self, job: Job, outcome: dict[str, Any] | ConfigFetchError) -> str:
         """Append what the attempt found and record it on the job; return the job's status after."""
@@ -203,7 +208,7 @@ class ConfigFetchWorker:
         if isinstance(outcome, dict):
             try:
                 await self._append(job, ConfigFetched, {"config": outcome}, now)
-            except EventRefusedError as exc:  # content the log will never take: as good as not fetched
+            except (EventRefusedError, TypeError, ValueError) as exc:  # content the log will never take
                 outcome = ConfigRefusedError(str(exc))
             else:
                 await self._mark(job, "fetched", now, None, now)

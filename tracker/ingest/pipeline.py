@@ -76,7 +76,8 @@ class Pipeline:
             problems = exc.problems if isinstance(exc, SchemaError) else []
             source, raw, delivery_id, headers = delivery.source, delivery.raw, delivery.delivery_id, delivery.headers
             kept_id = bounded(delivery_id) if delivery_id else None
-            refused = Refused(source, str(exc), raw, kept_id, problems, headers, delivery.signature_verified)
+            full_id = delivery_id if delivery_id and kept_id != delivery_id else None
+            refused = Refused(source, str(exc), raw, kept_id, problems, headers, delivery.signature_verified, full_id)
             await self._quarantine.keep(refused)
             raise
 

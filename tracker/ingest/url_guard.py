@@ -17,6 +17,7 @@ import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+from urllib.parse import unquote
 
 import aiohttp
 import orjson
@@ -30,6 +31,8 @@ MAX_BYTES = 5 * 1024 * 1024
 TIMEOUT = 10.0
 """Seconds for the whole fetch, redirects included."""
 MAX_REDIRECTS = 3
+MAX_DEPTH = 200
+"""Deeper configs are refused: orjson will not encode one much deeper, and no real config comes near."""
 _CHUNK = 64 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -74,9 +77,20 @@ def is_allowed(url: URL, allow: Sequence[str]) -> bool:
         except ValueError:
             continue
         same_origin = (url.scheme, url.host, url.port) == (allowed.scheme, allowed.host, allowed.port)
-        if same_origin and allowed.host and url.raw_path.startswith(allowed.raw_path or "/"):
+        if same_origin and allowed.host and _under(url.raw_path, allowed.raw_path or "/"):
             return True
     return False
+
+
+def _under(path: str, prefix: str) -> bool:
+    """`path` is `prefix` or below it, whole segments only, and climbs out by no dot segment (`..`, `%2e%2e`).
+
+    The server, not us, would resolve `/configs/../admin`, so such a path is never "under" anything.
+    """
+    segments = unquote(path).split("/")
+    if any(segment in {".", ".."} for segment in segments):
+        return False
+    return path == prefix or path.startswith(prefix if prefix.endswith("/") else f"{prefix}/")
 
 
 def check_url(url: str, allow: Sequence[str]) -> tuple[URL, bool]:
@@ -160,9 +174,9 @@ class GuardedResolver(AbstractResolver):
                         flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
                     )
                 )
-        if not results:
+        if refused or not results:  # one private address among public ones is as suspect as all
             found = ", ".join(refused) or "no address"
-            msg = f"{host} resolves to no public address ({found})"
+            msg = f"{host} resolves to an address that is not public ({found})"
             raise ConfigRefusedError(msg)
         return results
 
@@ -211,7 +225,11 @@ class ConfigFetcher:
             location = await self._get(target, allowed)
             if isinstance(location, dict):
                 return location
-            current = str(target.join(URL(location, encoded=True)))
+            try:
+                current = str(target.join(URL(location, encoded=True)))
+            except ValueError:
+                msg = f"{without_query(url)} redirects to a Location that is not a URL"
+                raise ConfigRefusedError(msg) from None
         msg = f"{without_query(url)}: more than {MAX_REDIRECTS} redirects"
         raise ConfigRefusedError(msg)
 
@@ -252,6 +270,9 @@ class ConfigFetcher:
         if not content:
             msg = "the body is an empty JSON object"
             raise ConfigRefusedError(msg)
+        if _depth(content) > MAX_DEPTH:
+            msg = f"the body nests deeper than {MAX_DEPTH} levels"
+            raise ConfigRefusedError(msg)
         if b"\\u0000" in body and _has_nul(content):  # JSON carries a NUL only as that escape
             msg = "the body contains a NUL character (\\u0000), which PostgreSQL's jsonb cannot store"
             raise ConfigRefusedError(msg)
@@ -259,6 +280,18 @@ class ConfigFetcher:
 
     def _too_large(self) -> str:
         return f"the body is larger than {self._max_bytes} bytes"
+
+
+def _depth(value: Any) -> int:
+    """How deep arrays and objects nest, without recursion (a hostile body may nest thousands deep)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if depth <= MAX_DEPTH:
+                stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _has_nul(value: Any) -> bool:

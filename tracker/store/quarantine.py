@@ -26,7 +26,7 @@ MAX_ID = 2**63 - 1
 
 _COLUMNS = (
     "id, received_at, source, delivery_id, reason, problems, headers, raw, status, resolved_at, note,"
-    " replayed_position, last_replay_error, signature_verified"
+    " replayed_position, last_replay_error, signature_verified, full_delivery_id"
 )
 
 
@@ -39,6 +39,8 @@ class Refused:
     problems: list[str] = field(default_factory=list)
     headers: Mapping[str, str] = field(default_factory=dict)
     signature_verified: bool = False
+    full_delivery_id: str | None = None
+    """The delivery id as given, when `delivery_id` had to be its hash: a replay needs the original."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,12 @@ class Quarantined:
     """Why the last replay was refused; the row stays pending."""
     signature_verified: bool | None
     """None for rows kept before the column existed."""
+    full_delivery_id: str | None
+    """The delivery id as given when it was too long to index; None when `delivery_id` is it."""
+
+    @property
+    def original_delivery_id(self) -> str | None:
+        return self.full_delivery_id or self.delivery_id
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Quarantined:
@@ -95,8 +103,9 @@ class Quarantine:
         headers = {k.lower(): v for k, v in refused.headers.items() if k.lower() not in _NOT_KEPT_HEADERS}
         with UnavailableGuard("quarantine"):
             await self._pool.execute(
-                "INSERT INTO quarantine (source, delivery_id, reason, problems, headers, raw, signature_verified)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (delivery_id) DO NOTHING",
+                "INSERT INTO quarantine"
+                " (source, delivery_id, reason, problems, headers, raw, signature_verified, full_delivery_id)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (delivery_id) DO NOTHING",
                 refused.source,
                 refused.delivery_id,
                 refused.reason,
@@ -104,6 +113,7 @@ class Quarantine:
                 headers,
                 refused.raw,
                 refused.signature_verified,
+                refused.full_delivery_id,
             )
 
     async def count(self) -> int:
