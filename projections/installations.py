@@ -226,8 +226,15 @@ def _backfill(objects: dict[str, ObjectState]) -> Backfill:
 
 
 def _created(view: InstallationView, event: Recorded) -> Changes:
-    """A late `installation.created` must not put back the config a later update replaced."""
-    return _config(view, event) if view.config is None else {}
+    """A late `installation.created` must not put back the config a later update replaced; its content
+    is a version all the same, as the config-versions route counts it, so that numbers agree."""
+    if view.config is None:
+        return _config(view, event)
+    config = event.data.get("config")
+    if not isinstance(config, dict) or not config:
+        return {}
+    versions, _ = record_update(view.config_versions, view.config, {"config": config}, event.received_at)
+    return {"config_versions": versions}
 
 
 def _config(view: InstallationView, event: Recorded) -> Changes:

@@ -38,7 +38,7 @@ class Issue:
     reopened: int = 0
     resolved_at: datetime | None = None
     position: int = 0
-    """The log position of the event that last changed the issue: the runner writes only what changed."""
+    """The log position of the event that last changed the issue."""
 
     @property
     def changed_at(self) -> datetime:

@@ -30,6 +30,8 @@ _MAX_BACKOFF = 30.0
 _RECENT_VIEWS = 10_000
 """Views a live runner keeps between batches, so a busy entity is not decoded again at every fold."""
 _REBUILD_ATTEMPTS = 3
+_LOCK_RETRY = 0.02
+"""Seconds a runner waits before asking again for a lock another read model holds."""
 HEALTH_LOCK = 0x7472_6163_6B03
 """Read models write one at a time: an installation's health joins its connection's and destinations' rows,
 kept in step by the triggers of `sql/006_health.sql`, which take this lock too. Taken first, before any
@@ -77,16 +79,21 @@ class ProjectionRunner(Generic[View]):
         )
 
     async def run_batch(self) -> int:
-        """Fold the next batch; return how many events it held (0: caught up)."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", HEALTH_LOCK)
-            position = await self._lock_checkpoint(conn)
-            folded, new_position, changed = await self._fold_next(conn, position)
-            await self._write(conn, changed, issues_after=position)
-            while len(self._recent) > _RECENT_VIEWS:  # forget the oldest
-                del self._recent[next(iter(self._recent))]
-            await self._advance_checkpoint(conn, new_position)
-            return folded
+        """Fold the next batch; return how many events it held (0: caught up).
+
+        Waits its turn for HEALTH_LOCK without holding a connection: a rebuild may hold it for minutes.
+        """
+        while True:
+            async with self._pool.acquire() as conn, conn.transaction():
+                if await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", HEALTH_LOCK):
+                    position = await self._lock_checkpoint(conn)
+                    folded, new_position, changed = await self._fold_next(conn, position)
+                    await self._write(conn, changed)
+                    while len(self._recent) > _RECENT_VIEWS:  # forget the oldest
+                        del self._recent[next(iter(self._recent))]
+                    await self._advance_checkpoint(conn, new_position)
+                    return folded
+            await asyncio.sleep(_LOCK_RETRY)
 
     async def catch_up(self) -> int:
         """Fold until the head; return how many events were folded."""
@@ -123,7 +130,16 @@ class ProjectionRunner(Generic[View]):
             try:
                 return await self._rebuild_on(conn)
             finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", HEALTH_LOCK)
+                await self._unlock(conn)
+
+    async def _unlock(self, conn: Connection) -> None:
+        """Release the rebuild's session lock; if the connection cannot (a cancel cut its rollback short),
+        end its session, which releases the lock, rather than let the pool hand the lock on."""
+        try:
+            await conn.execute("SELECT pg_advisory_unlock($1)", HEALTH_LOCK)
+        except BaseException:
+            conn.terminate()
+            raise
 
     async def _rebuild_on(self, conn: Connection) -> int:
         async with conn.transaction(isolation="repeatable_read"):
@@ -139,10 +155,10 @@ class ProjectionRunner(Generic[View]):
                 await self._fold(conn, events, views, load=False)
                 # The last stream of the page may go on in the next one: keep its view, write the rest.
                 going_on = self.model.key_of(events[-1])
-                await self._write(conn, [view for key, view in views.items() if key != going_on], issues_after=0)
+                await self._write(conn, [view for key, view in views.items() if key != going_on])
                 views = {going_on: views[going_on]} if going_on in views else {}
                 after = (events[-1].stream_id, events[-1].version)
-            await self._write(conn, list(views.values()), issues_after=0)
+            await self._write(conn, list(views.values()))
             await self._advance_checkpoint(conn, head)  # the head of the snapshot the checkpoint was read in
             return total
 
@@ -233,8 +249,8 @@ class ProjectionRunner(Generic[View]):
         for key in set(keys) - {row["key"] for row in rows}:
             views.pop(key, None)
 
-    async def _write(self, conn: Connection, views: list[View], *, issues_after: int) -> None:
-        """Upsert the views, and their issues that changed after log position `issues_after`."""
+    async def _write(self, conn: Connection, views: list[View]) -> None:
+        """Upsert the views and their issues (all of them: an entity's project may have changed)."""
         rows: list[tuple[Any, ...]] = []
         issue_rows: list[tuple[Any, ...]] = []
         for count, view in enumerate(views, start=1):
@@ -246,7 +262,6 @@ class ProjectionRunner(Generic[View]):
                 issue_rows.extend(
                     (row[0], issue.code, *scope, issue.status, issue.changed_at, self._issue_json(issue))
                     for issue in issues
-                    if issue.position > issues_after
                 )
             if count % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)

@@ -285,3 +285,18 @@ async def test_bad_versions_are_400_with_a_reason(client: Client, tracker: Track
         response = await client.get(f"/v1/installations/{key}/config-versions/diff?{query}")
         assert response.status == 400, query
         assert reason in (await response.json())["error"], query
+
+
+async def test_the_document_and_the_route_number_a_late_created_alike(client: Client, tracker: Tracker) -> None:
+    installation_id = new_id("inst")
+    a, b, c, x = (config((name,)) for name in ("a", "b", "c", "x"))
+    await tracker.ingest(installation_event("installation.updated", installation_id, config=b, lastConfig=a))
+    await tracker.ingest(installation_event("installation.created", installation_id, config=x))  # arrives late
+    await tracker.ingest(installation_event("installation.updated", installation_id, config=c, lastConfig=b))
+    await tracker.catch_up()
+
+    document = await (await client.get(f"/v1/installations/{installation_id}")).json()
+    history = await (await client.get(f"/v1/installations/{installation_id}/config-versions")).json()
+    numbered = {item["version"]: item["config"] for item in history["items"]}
+    assert numbered[document["configVersion"]] == document["config"] == c
+    assert [v["version"] for v in document["configVersions"]] == sorted(numbered)

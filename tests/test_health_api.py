@@ -246,3 +246,34 @@ async def test_a_connection_error_reaches_every_installation_on_it(client: Clien
     overall = await get(client, "/v1/health")
     assert overall["installations"]["unhealthy"] == count
     assert overall["openIssues"] == {"connection_error": 1}  # one issue, of the connection
+
+
+async def test_resuming_a_deleted_installation_is_409_and_appends_nothing(client: Client, tracker: Tracker) -> None:
+    installation_id = new_id("inst")
+    await tracker.ingest(installation_event("installation.deleted", installation_id, config=config()))
+    response = await client.post(f"/v1/installations/{installation_id}/read-schedule/resume")
+    assert response.status == 409
+    assert "deleted" in (await response.json())["error"]
+    assert await tracker.pool.fetchval("SELECT count(*) FROM events") == 1
+
+
+async def test_a_nul_in_a_path_query_or_cursor_is_400_not_500(client: Client) -> None:
+    cursor_with_nul = "YWZ0ZXI6AA"  # base64 of "after:\0"
+    issues_cursor = "WyIwMDAxLTAxLTAxVDAwOjAwOjAwKzAxOjAwIiwiYSIsImIiLCJjIl0"  # year 1, east of UTC
+    for path in ("/v1/integrations/%00", "/v1/installations/%00", "/v1/installations/%00/events",
+                 "/v1/installations?projectId=%00", "/v1/issues?installationId=%00", "/v1/health?projectId=%00",
+                 f"/v1/installations?cursor={cursor_with_nul}", f"/v1/issues?cursor={issues_cursor}"):  # fmt: skip
+        response = await client.get(path)
+        assert response.status == 400, (path, await response.text())
+    assert (await client.post("/v1/destinations/%00/enable")).status == 400
+
+
+async def test_an_issue_follows_its_entity_into_another_project(client: Client, tracker: Tracker) -> None:
+    installation_id = new_id("inst")
+    await tracker.ingest(installation_event("read.schedule.paused", installation_id, config=config(), error="x"))
+    await tracker.catch_up()
+    moved = {**installation_fields(installation_id), "projectId": "proj-2", "objectName": "other"}
+    await tracker.ingest(notification("read.triggered.done", **moved))  # changes no issue
+    await tracker.catch_up()
+    (issue,) = (await get(client, "/v1/issues?projectId=proj-2"))["items"]
+    assert (issue["entityId"], issue["code"]) == (installation_id, "read_schedule_paused")

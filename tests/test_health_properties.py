@@ -180,7 +180,7 @@ def is_installation_step(step: Step) -> bool:
 def playable(steps: list[Step]) -> list[Step]:
     """The steps as they can happen: an installation notification names the connection the installation is
     on, a paused schedule or a deletion carries the config in force (created and updated set both), and an
-    operator acts only on an entity the tracker has heard of."""
+    operator acts only on an entity the tracker has heard of (and resumes no deleted installation)."""
     played: list[Step] = []
     held, heard = Step("installation.created"), set()
     for drawn in steps:
@@ -197,7 +197,11 @@ def playable(steps: list[Step]) -> list[Step]:
         needs = {"resume": "installation", "enable": "destination"}.get(step.kind)
         if needs is not None and needs not in heard:
             continue
+        if step.kind == "resume" and "deleted" in heard:  # the API refuses to act on a deleted installation
+            continue
         heard.add("installation" if is_installation_step(step) else step.kind.split(".")[0])
+        if step.kind == "installation.deleted":
+            heard.add("deleted")
         played.append(step)
     return played
 

@@ -25,7 +25,7 @@ from tracker.api import create_api
 from tracker.ingest import operator
 from tracker.ingest.config_fetch import ConfigFetchWorker, FetchReport
 from tracker.ingest.files import FileImporter, ImportReport
-from tracker.ingest.operator import OperatorAction
+from tracker.ingest.operator import DeletedEntityError, OperatorAction
 from tracker.ingest.parsing import parse_record, parse_webhook_body
 from tracker.ingest.pipeline import REFUSED, Delivery, Pipeline
 from tracker.ingest.signatures import SignatureVerifier
@@ -215,8 +215,13 @@ class Tracker:
         return await self.views.list(view_tables.DESTINATIONS, filters, limit, cursor)
 
     async def resume_read_schedule(self, installation_id: str, action: OperatorAction) -> Appended:
-        """Record that an operator saw to a paused read schedule; LookupError for an unknown installation."""
-        return await self._operator_action(operator.resume_read_schedule(installation_id, action))
+        """Record that an operator saw to a paused read schedule; LookupError for an unknown installation,
+        DeletedEntityError for a deleted one."""
+        event = operator.resume_read_schedule(installation_id, action)
+        if await self.event_log.has_event(event.stream_id, "installation.deleted"):
+            msg = f"installation {installation_id!r} was deleted"
+            raise DeletedEntityError(msg)
+        return await self._operator_action(event)
 
     async def enable_destination(self, destination_id: str, action: OperatorAction) -> Appended:
         """Record that an operator re-enabled a destination; LookupError for an unknown destination."""

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from tracker.api.keys import TRACKER
 from tracker.api.responses import error_response, json_response
-from tracker.ingest.operator import OperatorAction
+from tracker.ingest.operator import DeletedEntityError, OperatorAction
 from tracker.ingest.signatures import is_loopback
 from tracker.store.event_log import Appended
 
@@ -33,6 +33,8 @@ async def _act(request: web.Request, act: Callable[[str, OperatorAction], Awaita
         appended = await act(request.match_info["key"], action)
     except LookupError as exc:
         return error_response(404, str(exc))
+    except DeletedEntityError as exc:
+        return error_response(409, str(exc))
     return json_response({"position": appended.position, "streamId": appended.stream_id, "version": appended.version},
                          status=201)  # fmt: skip
 

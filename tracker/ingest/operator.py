@@ -16,6 +16,10 @@ MAX_TEXT = 1000
 """Longer `by` or `note` texts are cut: they are for people, not for storing documents."""
 
 
+class DeletedEntityError(Exception):
+    """The entity acted on was deleted: an action on it would change nothing."""
+
+
 @dataclass(frozen=True, slots=True)
 class OperatorAction:
     by: str

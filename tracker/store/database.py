@@ -32,8 +32,9 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 
 async def _keep_session(conn: Connection) -> None:
     """Skip asyncpg's reset query on release (a round trip each time): pooled connections keep no
-    session state here (locks are transaction-scoped, LISTEN has its own connection), and asyncpg
-    still rolls back a transaction left open before calling this."""
+    session state here (locks are transaction-scoped but for a rebuild's, which it releases or ends
+    the session for; LISTEN has its own connection), and asyncpg still rolls back a transaction left
+    open before calling this."""
 
 
 async def create_pool(database_url: str, size: int) -> Pool:

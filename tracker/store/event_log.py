@@ -117,6 +117,13 @@ class EventLog:
             limit,
         )
 
+    async def has_event(self, stream_id: str, event_type: str) -> bool:
+        return bool(
+            await self._pool.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1 AND type = $2)", stream_id, event_type
+            )
+        )
+
     async def has_stream(self, stream_id: str) -> bool:
         return bool(await self._pool.fetchval("SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1)", stream_id))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -40,8 +40,14 @@ def _encode(changed_at: datetime, entity: str, entity_id: str, code: str) -> str
 def _decode(cursor: str) -> tuple[datetime, str, str, str]:
     try:
         changed_at, entity, entity_id, code = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(changed_at), str(entity), str(entity_id), str(code)
-    except (ValueError, TypeError, orjson.JSONDecodeError):
+        parts = str(entity), str(entity_id), str(code)
+        if any("\x00" in part for part in parts):
+            raise ValueError(cursor)
+        instant = datetime.fromisoformat(changed_at)
+        if instant.tzinfo is None:
+            raise ValueError(cursor)
+        return instant.astimezone(UTC), *parts  # out of range (year 1 east of UTC): OverflowError
+    except (ValueError, TypeError, OverflowError, orjson.JSONDecodeError):
         msg = "cursor is not one this API returned"
         raise BadCursorError(msg) from None
 

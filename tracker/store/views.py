@@ -110,7 +110,7 @@ def decode_cursor(cursor: str) -> str:
         decoded = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
     except (ValueError, UnicodeDecodeError):
         decoded = ""
-    if not decoded.startswith(_CURSOR_PREFIX):
+    if not decoded.startswith(_CURSOR_PREFIX) or "\x00" in decoded:
         msg = "cursor is not one this API returned"
         raise BadCursorError(msg)
     return decoded.removeprefix(_CURSOR_PREFIX)
