@@ -174,6 +174,9 @@ async def test_a_database_that_is_down_gives_503_never_2xx(
             response = await c.post("/webhooks/ampersand", data=body, headers=headers)
             assert response.status == 503
             assert response.headers["Retry-After"] == "5"
+            for path in ("/v1/installations", "/v1/status", "/v1/health", "/v1/issues"):  # reads too: no 500
+                read = await c.get(path)
+                assert (read.status, read.headers.get("Retry-After")) == (503, "5"), path
             await proxy.start()  # back: the same delivery now lands
             response = await c.post("/webhooks/ampersand", data=body, headers=headers)
             assert response.status == 200

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from tracker.api import config_versions, entities, health, issues, operator, quarantine, status, webhook
 from tracker.api.auth import bearer_auth
-from tracker.api.guards import refuse_nul
+from tracker.api.guards import refuse_nul, unavailable_is_503
 from tracker.api.keys import TRACKER
 
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ def create_api(tracker: Tracker) -> web.Application:
     token = tracker.settings.api_token
     # The webhook authenticates by signature; a bearer token there would lock Svix out.
     middlewares = [bearer_auth(token, public={webhook.receive})] if token else []
-    middlewares.append(refuse_nul)
+    middlewares += [unavailable_is_503, refuse_nul]
     api = web.Application(client_max_size=webhook.MAX_BODY, middlewares=middlewares)
     api[TRACKER] = tracker
     for module in (webhook, entities, config_versions, operator, issues, health, quarantine, status):
