@@ -32,6 +32,8 @@ _RECENT_VIEWS = 10_000
 _REBUILD_ATTEMPTS = 3
 _LOCK_RETRY = 0.02
 """Seconds a runner waits before asking again for a lock another read model holds."""
+_HEARTBEAT_EVERY = 1.0
+"""Seconds between two heartbeats of a runner that keeps folding."""
 HEALTH_LOCK = 0x7472_6163_6B03
 """Read models write one at a time: an installation's health joins its connection's and destinations' rows,
 kept in step by the triggers of `sql/006_health.sql`, which take this lock too. Taken first, before any
@@ -170,11 +172,15 @@ class ProjectionRunner(Generic[View]):
         """
         loop = asyncio.get_running_loop()
         backoff = poll_interval
+        last_beat = -_HEARTBEAT_EVERY
         while True:
             wake.clear()
             started = loop.time()
             try:
                 await self.catch_up()
+                if started - last_beat >= _HEARTBEAT_EVERY:
+                    await self._beat()
+                    last_beat = started
                 backoff = poll_interval
             except Exception:  # the runner must outlive a failure: log it, back off, try again
                 log.exception("projection %s failed; retrying in %.0f s", self.model.name, backoff)
@@ -184,6 +190,14 @@ class ProjectionRunner(Generic[View]):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), poll_interval)
             await asyncio.sleep(max(0.0, started + min_interval - loop.time()))
+
+    async def _beat(self) -> None:
+        """Say the runner is alive and caught up (to the head its last batch saw)."""
+        await self._pool.execute(
+            "INSERT INTO projection_heartbeats (name, beat_at) VALUES ($1, now())"
+            " ON CONFLICT (name) DO UPDATE SET beat_at = EXCLUDED.beat_at",
+            self.model.name,
+        )
 
     async def _lock_checkpoint(self, conn: Connection) -> int:
         """Read the checkpoint and hold its row: two runners of one read model take turns."""

@@ -25,7 +25,7 @@ from .notifications import Signer
 MakeTracker = Callable[..., Tracker]
 TABLES = (
     "events, quarantine, installation_view, connection_view, destination_view, issues, projection_checkpoints,"
-    " config_fetches"
+    " config_fetches, projection_heartbeats"
 )
 
 

@@ -11,6 +11,7 @@ from tracker import Tracker
 
 from .conftest import MakeTracker
 from .notifications import config, connection_fields, installation_event, installation_fields, new_id, notification
+from .waiting import eventually
 
 Client = TestClient[web.Request, web.Application]
 
@@ -145,3 +146,36 @@ async def test_a_read_with_min_position_beyond_the_read_models_is_503_after_a_bo
         assert response.status == 503
         assert response.headers["Retry-After"] == "1"
         assert (await response.json())["position"] == 0
+
+
+async def test_readyz_fails_while_no_runner_beats_or_a_read_model_lags(make_tracker: MakeTracker) -> None:
+    idle = make_tracker(follow_projections=False)
+    idle.settings = replace(idle.settings, ready_max_lag=0, api_token="t0ken")
+    await idle.start()
+    async with TestClient(TestServer(idle.web_app())) as client:
+        await idle.ingest(notification("connection.error", **connection_fields(new_id("conn"))))
+        await idle.catch_up()  # caught up, but no runner follows the log: nothing beats
+        response = await client.get("/readyz")  # no token: probes carry none
+        assert response.status == 503
+        problems = (await response.json())["problems"]
+        assert any("installations: its runner was last heard from never" in p for p in problems), problems
+
+        await idle.ingest(notification("connection.error", **connection_fields(new_id("conn"))))
+        lagging = await (await client.get("/readyz")).json()
+        assert any("1 events behind" in problem for problem in lagging["problems"]), lagging
+
+
+async def test_readyz_passes_and_status_reports_freshness_with_a_following_runner(make_tracker: MakeTracker) -> None:
+    following = make_tracker()
+    await following.start()
+    async with TestClient(TestServer(following.web_app())) as client:
+        await following.ingest(notification("connection.error", **connection_fields(new_id("conn"))))
+
+        async def ready() -> bool:
+            return (await client.get("/readyz")).status == 200
+
+        await eventually(ready)
+        status = await (await client.get("/v1/status")).json()
+        for model in status["projections"]:
+            assert (model["lag"], model["lagSeconds"]) == (0, 0)
+            assert 0 <= model["heartbeatAgeSeconds"] < 30

@@ -36,6 +36,7 @@ from tracker.store import views as view_tables
 from tracker.store.database import Pool, create_pool
 from tracker.store.embedded import start_embedded_postgres
 from tracker.store.event_log import Appended, EventLog, NewEvent
+from tracker.store.freshness import freshness
 from tracker.store.group_commit import GroupCommit
 from tracker.store.issues import IssueFilters, Issues
 from tracker.store.listener import listen_for_appends
@@ -299,12 +300,16 @@ class Tracker:
         return {runner.model.name: count for runner, count in zip(chosen, folded, strict=True)}
 
     async def status(self) -> dict[str, Any]:
-        checkpoints = await self.views.checkpoints()
-        projections = []
-        for runner in self.runners:
-            position = checkpoints.get(runner.model.name, 0)
-            lag = await self.event_log.count_after(position)
-            projections.append({"name": runner.model.name, "position": position, "lag": lag})
+        projections = [
+            {
+                "name": model.name,
+                "position": model.position,
+                "lag": model.lag,
+                "lagSeconds": round(model.lag_seconds, 3),
+                "heartbeatAgeSeconds": None if model.silence is None else round(model.silence, 3),
+            }
+            for model in await freshness(self.pool, [runner.model.name for runner in self.runners])
+        ]
         quarantine = await self.quarantine.counts()
         return {
             "events": await self.event_log.count(),
@@ -315,6 +320,20 @@ class Tracker:
             "signaturesVerified": bool(self.settings.webhook_secrets),
             "warnings": [] if self.settings.webhook_secrets else [UNSIGNED_WARNING],
         }
+
+    async def readiness(self) -> dict[str, Any]:
+        """Ready while every read model is within the configured lag and its runner beats: a dead runner
+        must not look caught up just because nothing new arrived."""
+        settings, problems = self.settings, []
+        for model in await freshness(self.pool, [runner.model.name for runner in self.runners]):
+            if model.lag > settings.ready_max_lag:
+                problems.append(f"{model.name} is {model.lag} events behind the log (most {settings.ready_max_lag})")
+            if model.lag_seconds > settings.ready_max_lag_seconds:
+                problems.append(f"{model.name} has left an event unfolded for {model.lag_seconds:.0f} s")
+            if model.silence is None or model.silence > settings.ready_max_silence:
+                heard = "never" if model.silence is None else f"{model.silence:.0f} s ago"
+                problems.append(f"{model.name}: its runner was last heard from {heard}")
+        return {"ready": not problems, "problems": problems}
 
     def web_app(self) -> web.Application:
         """The HTTP API, to serve alone or mount in a host application with `add_subapp`."""

@@ -32,6 +32,12 @@ class Settings:
     projection_poll_interval: float = 1.0
     """Runners poll this often besides being woken by NOTIFY (a lost NOTIFY costs at most this)."""
     min_position_wait: float = 5.0
+    ready_max_lag: int = 10_000
+    """`/readyz` fails past this many unfolded events in any read model..."""
+    ready_max_lag_seconds: float = 60.0
+    """...or when an unfolded event has waited longer than this..."""
+    ready_max_silence: float = 30.0
+    """...or when a read model's runner has not beaten for this long (or never)."""
     """Longest a read with `?minPosition=` waits for the read models before answering 503."""
     projection_min_interval: float = 0.05
     """Runners fold at most this often: under load, one transaction takes many commits' events."""

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 
 def create_api(tracker: Tracker) -> web.Application:
     token = tracker.settings.api_token
-    # The webhook authenticates by signature; a bearer token there would lock Svix out.
-    middlewares = [bearer_auth(token, public={webhook.receive})] if token else []
+    # The webhook authenticates by signature (a bearer token there would lock Svix out); /readyz is for
+    # probes that carry no token and tells only whether the read models are fresh.
+    middlewares = [bearer_auth(token, public={webhook.receive, status.readyz})] if token else []
     middlewares += [unavailable_is_503, refuse_nul]
     api = web.Application(client_max_size=webhook.MAX_BODY, middlewares=middlewares)
     api[TRACKER] = tracker

@@ -1,4 +1,4 @@
-"""GET /v1/status: the size of the log, the quarantine, and how far each read model has got."""
+"""GET /v1/status: the size of the log, the quarantine, how far each read model has got; GET /readyz."""
 
 from __future__ import annotations
 
@@ -13,3 +13,10 @@ routes = web.RouteTableDef()
 @routes.get("/v1/status")
 async def status(request: web.Request) -> web.Response:
     return json_response(await request.app[TRACKER].status())
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    """For load balancers and orchestrators: 200 when the read models are fresh, else 503 with why."""
+    readiness = await request.app[TRACKER].readiness()
+    return json_response(readiness, status=200 if readiness["ready"] else 503)
