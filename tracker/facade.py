@@ -39,6 +39,7 @@ from tracker.store.event_log import Appended, EventLog, NewEvent
 from tracker.store.freshness import freshness
 from tracker.store.group_commit import GroupCommit
 from tracker.store.issues import IssueFilters, Issues
+from tracker.store.leadership import Leadership
 from tracker.store.listener import listen_for_appends
 from tracker.store.mapper import create_mapper
 from tracker.store.migrations import migrate
@@ -71,6 +72,7 @@ class Tracker:
         self._follow = follow_projections
         self._tasks: list[asyncio.Task[None]] = []
         self._wake: list[asyncio.Event] = []
+        self._leaderships: list[Leadership] = []
         self._config_fetching: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Tracker:
@@ -118,12 +120,31 @@ class Tracker:
         listener = listen_for_appends(self.database_url, self._wake_runners, retry_interval=interval)
         self._tasks.append(asyncio.create_task(listener, name="log-listener"))
         for runner, wake in zip(self.runners, self._wake, strict=True):
-            follow = runner.run_forever(wake, interval, self.settings.projection_min_interval)
+            leadership = Leadership(self.database_url, runner.model.name)
+            self._leaderships.append(leadership)
+            follow = self._follow_while_leading(runner, leadership, wake)
             self._tasks.append(asyncio.create_task(follow, name=f"projection-{runner.model.name}"))
         # Configs sent by URL are fetched where the projections run: never in the webhook's request.
         self._wake.append(wake := asyncio.Event())
         fetching = self.config_fetches.run_forever(wake, self.settings.config_fetch_poll_interval)
         self._config_fetching = asyncio.create_task(fetching, name="config-fetches")
+
+    async def _follow_while_leading(
+        self, runner: ProjectionRunner[Any], leadership: Leadership, wake: asyncio.Event
+    ) -> None:
+        """Stand by until this process leads the read model, follow the log while it does, and stand by
+        again should the lead be lost: across processes, one runner per read model folds."""
+        interval = self.settings.projection_poll_interval
+        while True:
+            await leadership.acquire(interval)
+            following = asyncio.create_task(runner.run_forever(wake, interval, self.settings.projection_min_interval))
+            try:
+                await leadership.lost()
+                log.warning("lost the lead of %s; standing by", runner.model.name)
+            finally:
+                following.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await following
 
     def _wake_runners(self) -> None:
         for wake in self._wake:
@@ -140,6 +161,8 @@ class Tracker:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for leadership in self._leaderships:
+            await leadership.close()
         await self.pool.close()
 
     async def ingest(self, notification: Mapping[str, Any] | bytes, *, delivery_id: str | None = None) -> Appended:
