@@ -171,11 +171,13 @@ async def test_readyz_passes_and_status_reports_freshness_with_a_following_runne
     async with TestClient(TestServer(following.web_app())) as client:
         await following.ingest(notification("connection.error", **connection_fields(new_id("conn"))))
 
-        async def ready() -> bool:
-            return (await client.get("/readyz")).status == 200
+        async def caught_up_and_beating() -> bool:
+            models = (await (await client.get("/v1/status")).json())["projections"]
+            return all(m["lag"] == 0 and m["heartbeatAgeSeconds"] is not None for m in models)
 
-        await eventually(ready)
+        await eventually(caught_up_and_beating)
         status = await (await client.get("/v1/status")).json()
         for model in status["projections"]:
             assert (model["lag"], model["lagSeconds"]) == (0, 0)
             assert 0 <= model["heartbeatAgeSeconds"] < 30
+        assert (await client.get("/readyz")).status == 200
