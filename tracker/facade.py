@@ -36,7 +36,7 @@ from tracker.store import views as view_tables
 from tracker.store.database import Pool, create_pool
 from tracker.store.embedded import start_embedded_postgres
 from tracker.store.event_log import Appended, EventLog, NewEvent
-from tracker.store.freshness import freshness
+from tracker.store.freshness import Freshness, freshness
 from tracker.store.group_commit import GroupCommit
 from tracker.store.issues import IssueFilters, Issues
 from tracker.store.leadership import Leadership
@@ -331,7 +331,7 @@ class Tracker:
                 "lagSeconds": round(model.lag_seconds, 3),
                 "heartbeatAgeSeconds": None if model.silence is None else round(model.silence, 3),
             }
-            for model in await freshness(self.pool, [runner.model.name for runner in self.runners])
+            for model in await self._freshness()
         ]
         quarantine = await self.quarantine.counts()
         return {
@@ -348,7 +348,7 @@ class Tracker:
         """Ready while every read model is within the configured lag and its runner beats: a dead runner
         must not look caught up just because nothing new arrived."""
         settings, problems = self.settings, []
-        for model in await freshness(self.pool, [runner.model.name for runner in self.runners]):
+        for model in await self._freshness():
             if model.lag > settings.ready_max_lag:
                 problems.append(f"{model.name} is {model.lag} events behind the log (most {settings.ready_max_lag})")
             if model.lag_seconds > settings.ready_max_lag_seconds:
@@ -357,6 +357,9 @@ class Tracker:
                 heard = "never" if model.silence is None else f"{model.silence:.0f} s ago"
                 problems.append(f"{model.name}: its runner was last heard from {heard}")
         return {"ready": not problems, "problems": problems}
+
+    async def _freshness(self) -> list[Freshness]:
+        return await freshness(self.pool, [runner.model.name for runner in self.runners])
 
     def web_app(self) -> web.Application:
         """The HTTP API, to serve alone or mount in a host application with `add_subapp`."""

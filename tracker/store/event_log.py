@@ -144,6 +144,3 @@ class EventLog:
 
     async def count(self) -> int:
         return int(await self._pool.fetchval("SELECT count(*) FROM events"))
-
-    async def count_after(self, position: int) -> int:
-        return int(await self._pool.fetchval("SELECT count(*) FROM events WHERE position > $1", position))

@@ -116,10 +116,6 @@ class Quarantine:
                 refused.full_delivery_id,
             )
 
-    async def count(self) -> int:
-        """Every kept delivery, whatever its review state."""
-        return int(await self._pool.fetchval("SELECT count(*) FROM quarantine"))
-
     async def counts(self) -> dict[str, int]:
         """Kept deliveries by review state, each state present."""
         rows = await self._pool.fetch("SELECT status, count(*) AS n FROM quarantine GROUP BY status")
