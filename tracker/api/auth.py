@@ -8,7 +8,9 @@ from collections.abc import Collection
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from tracker.api.keys import TRACKER
 from tracker.api.responses import error_response
+from tracker.ingest.signatures import is_loopback
 
 
 def bearer_auth(token: str, public: Collection[Handler]) -> Middleware:
@@ -24,3 +26,9 @@ def bearer_auth(token: str, public: Collection[Handler]) -> Middleware:
         return await handler(request)
 
     return check
+
+
+def may_change(request: web.Request) -> bool:
+    """Whether a request may change state (operator actions, quarantine review): with a token, the bearer
+    check has passed already; without one anybody could, so only loopback clients (the local try-out)."""
+    return bool(request.app[TRACKER].settings.api_token) or is_loopback(request.remote)

@@ -7,19 +7,17 @@ from collections.abc import Awaitable, Callable
 import orjson
 from aiohttp import web
 
+from tracker.api.auth import may_change
 from tracker.api.keys import TRACKER
 from tracker.api.responses import error_response, json_response
 from tracker.ingest.operator import DeletedEntityError, OperatorAction
-from tracker.ingest.signatures import is_loopback
 from tracker.store.event_log import Appended
 
 routes = web.RouteTableDef()
 
 
 async def _act(request: web.Request, act: Callable[[str, OperatorAction], Awaitable[Appended]]) -> web.Response:
-    tracker = request.app[TRACKER]
-    if not tracker.settings.api_token and not is_loopback(request.remote):
-        # Without a token anybody could act: allow only what the local try-out needs.
+    if not may_change(request):
         return error_response(403, "operator actions need TRACKER_API_TOKEN, or a loopback client")
     body = await request.read()
     try:

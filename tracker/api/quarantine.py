@@ -11,12 +11,12 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tracker.api.auth import may_change
 from tracker.api.keys import TRACKER
 from tracker.api.paging import page_limit
 from tracker.api.responses import error_response, json_response
 from tracker.ingest.parsing import SchemaError
 from tracker.ingest.pipeline import REFUSED
-from tracker.ingest.signatures import is_loopback
 from tracker.store.errors import StoreUnavailableError
 from tracker.store.quarantine import MAX_ID, Quarantined, QuarantineResolvedError
 from tracker.store.views import BadCursorError, BadFilterError
@@ -60,11 +60,6 @@ def _not_found(request: web.Request) -> web.Response:
     return error_response(404, f"no quarantined delivery {request.match_info['key']!r}")
 
 
-def _may_act(request: web.Request) -> bool:
-    # As for operator actions: without a token anybody could replay or discard, so only loopback clients may.
-    return bool(request.app[TRACKER].settings.api_token) or is_loopback(request.remote)
-
-
 def _resolved(exc: QuarantineResolvedError) -> web.Response:
     kept = exc.kept  # where it went, so a caller that lost a race can find its event or the note
     return error_response(409, str(exc), reviewStatus=kept.status, replayedPosition=kept.replayed_position,
@@ -99,7 +94,7 @@ async def quarantined(request: web.Request) -> web.Response:
 @routes.post("/v1/quarantine/{key}/replay")
 async def replay(request: web.Request) -> web.Response:
     """Ingest the kept delivery again; 422 if it is still refused (the row stays pending, with the error)."""
-    if not _may_act(request):
+    if not may_change(request):
         return error_response(403, "replaying needs TRACKER_API_TOKEN, or a loopback client")
     quarantine_id = _quarantine_id(request)
     if quarantine_id is None:
@@ -129,7 +124,7 @@ async def replay(request: web.Request) -> web.Response:
 @routes.delete("/v1/quarantine/{key}")
 async def discard(request: web.Request) -> web.Response:
     """Mark the kept delivery discarded; a note saying why is required, `{"note": "..."}` or `?note=`."""
-    if not _may_act(request):
+    if not may_change(request):
         return error_response(403, "discarding needs TRACKER_API_TOKEN, or a loopback client")
     quarantine_id = _quarantine_id(request)
     if quarantine_id is None:
