@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from tracker.api.keys import TRACKER
-from tracker.api.paging import MAX_LIMIT, page_limit
+from tracker.api.paging import MAX_LIMIT, page_query
 from tracker.api.responses import error_response, json_response
 from tracker.store import views
 from tracker.store.views import BadCursorError, BadFilterError, ViewTable
@@ -43,13 +43,7 @@ async def _one(request: web.Request, table: ViewTable, name: str) -> web.Respons
 async def _page(request: web.Request, table: ViewTable) -> web.Response:
     if (waited := await _not_caught_up(request)) is not None:
         return waited
-    query = dict(request.query)
-    query.pop("minPosition", None)
-    cursor = query.pop("cursor", None)
-    limit = page_limit(query.pop("limit", None))
-    unknown = sorted(set(query) - set(table.filters))
-    if unknown:
-        return error_response(400, f"unknown filter(s): {', '.join(unknown)}", filters=sorted(table.filters))
+    query, limit, cursor = page_query(request, table.filters, ignored=("minPosition",))
     try:
         page = await request.app[TRACKER].views.list(table, query, limit, cursor)
     except (BadCursorError, BadFilterError) as exc:

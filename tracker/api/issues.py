@@ -6,7 +6,7 @@ from aiohttp import web
 
 from projections.health import SEVERITY
 from tracker.api.keys import TRACKER
-from tracker.api.paging import page_limit
+from tracker.api.paging import page_query
 from tracker.api.responses import error_response, json_response
 from tracker.store.issues import IssueFilters
 from tracker.store.views import BadCursorError
@@ -17,12 +17,7 @@ _FILTERS = {"status", "code", "projectId", "installationId"}
 
 @routes.get("/v1/issues")
 async def issues(request: web.Request) -> web.Response:
-    query = dict(request.query)
-    cursor = query.pop("cursor", None)
-    limit = page_limit(query.pop("limit", None))
-    unknown = sorted(set(query) - _FILTERS)
-    if unknown:
-        return error_response(400, f"unknown filter(s): {', '.join(unknown)}", filters=sorted(_FILTERS))
+    query, limit, cursor = page_query(request, _FILTERS)
     if query.get("status", "open") not in ("open", "resolved"):
         return error_response(400, "status must be open or resolved")
     if query.get("code", "read_schedule_paused") not in SEVERITY:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from typing import Any
+
 import orjson
 from aiohttp import web
 
@@ -20,5 +23,21 @@ def page_limit(given: str | None) -> int:
     return limit
 
 
-def bad_request(error: str) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(text=orjson.dumps({"error": error}).decode(), content_type="application/json")
+def page_query(
+    request: web.Request, filters: Collection[str], ignored: Collection[str] = ()
+) -> tuple[dict[str, str], int, str | None]:
+    """A list request's filters, limit and cursor; a 400 naming the filters for a parameter not among them.
+
+    `ignored` parameters are the route's own business (read before or after), not filters.
+    """
+    query = {name: value for name, value in request.query.items() if name not in ignored}
+    cursor = query.pop("cursor", None)
+    limit = page_limit(query.pop("limit", None))
+    unknown = sorted(set(query) - set(filters))
+    if unknown:
+        raise bad_request(f"unknown filter(s): {', '.join(unknown)}", filters=sorted(filters))
+    return query, limit, cursor
+
+
+def bad_request(error: str, **detail: Any) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=orjson.dumps({"error": error, **detail}).decode(), content_type="application/json")

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from tracker.api.auth import may_change
 from tracker.api.keys import TRACKER
-from tracker.api.paging import page_limit
+from tracker.api.paging import page_query
 from tracker.api.responses import error_response, json_response
 from tracker.ingest.parsing import SchemaError
 from tracker.ingest.pipeline import REFUSED
@@ -69,12 +69,7 @@ def _resolved(exc: QuarantineResolvedError) -> web.Response:
 @routes.get("/v1/quarantine")
 async def quarantine(request: web.Request) -> web.Response:
     """`?status=pending|replayed|discarded&source=...&limit=&cursor=`, newest first."""
-    query = dict(request.query)
-    cursor = query.pop("cursor", None)
-    limit = page_limit(query.pop("limit", None))
-    unknown = sorted(set(query) - _FILTERS)
-    if unknown:
-        return error_response(400, f"unknown filter(s): {', '.join(unknown)}", filters=sorted(_FILTERS))
+    query, limit, cursor = page_query(request, _FILTERS)
     try:
         page = await request.app[TRACKER].quarantined(query.get("status"), query.get("source"), limit, cursor)
     except (BadCursorError, BadFilterError) as exc:
