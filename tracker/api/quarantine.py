@@ -17,13 +17,11 @@ from tracker.api.paging import page_query
 from tracker.api.responses import error_response, json_response
 from tracker.ingest.parsing import SchemaError
 from tracker.ingest.pipeline import REFUSED
-from tracker.store.errors import StoreUnavailableError
 from tracker.store.quarantine import MAX_ID, Quarantined, QuarantineResolvedError
 from tracker.store.views import BadCursorError, BadFilterError
 
 routes = web.RouteTableDef()
 _FILTERS = {"status", "source"}
-_RETRY_AFTER = {"Retry-After": "5"}
 
 
 def quarantined_doc(kept: Quarantined) -> dict[str, Any]:
@@ -104,8 +102,6 @@ async def replay(request: web.Request) -> web.Response:
         problems = exc.problems if isinstance(exc, SchemaError) else []
         return error_response(422, "replay refused: still not a notification it can store", reason=str(exc),
                               problems=problems)  # fmt: skip
-    except StoreUnavailableError:
-        return error_response(503, "event log unavailable, retry later", headers=_RETRY_AFTER)
     return json_response(
         {
             "position": appended.position,
@@ -142,6 +138,4 @@ async def discard(request: web.Request) -> web.Response:
         return _not_found(request)
     except QuarantineResolvedError as exc:
         return _resolved(exc)
-    except StoreUnavailableError:
-        return error_response(503, "quarantine unavailable, retry later", headers=_RETRY_AFTER)
     return json_response(quarantined_doc(kept))
