@@ -14,7 +14,7 @@ from aiohttp import web
 from tracker.api.auth import may_change
 from tracker.api.keys import TRACKER
 from tracker.api.paging import page_query
-from tracker.api.responses import error_response, json_response
+from tracker.api.responses import appended_doc, error_response, json_response
 from tracker.ingest.parsing import SchemaError
 from tracker.ingest.pipeline import REFUSED
 from tracker.store.quarantine import MAX_ID, Quarantined, QuarantineResolvedError
@@ -102,14 +102,7 @@ async def replay(request: web.Request) -> web.Response:
         problems = exc.problems if isinstance(exc, SchemaError) else []
         return error_response(422, "replay refused: still not a notification it can store", reason=str(exc),
                               problems=problems)  # fmt: skip
-    return json_response(
-        {
-            "position": appended.position,
-            "streamId": appended.stream_id,
-            "version": appended.version,
-            "duplicate": appended.duplicate,
-        }
-    )
+    return json_response(appended_doc(appended))
 
 
 @routes.delete("/v1/quarantine/{key}")

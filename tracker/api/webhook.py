@@ -7,7 +7,7 @@ import asyncio
 from aiohttp import web
 
 from tracker.api.keys import TRACKER
-from tracker.api.responses import error_response, json_response
+from tracker.api.responses import appended_doc, error_response, json_response
 from tracker.ingest.parsing import NotJSONObjectError, SchemaError
 from tracker.ingest.signatures import SignatureError
 from tracker.store.errors import EventRefusedError, OverloadedError, StoreUnavailableError
@@ -46,11 +46,4 @@ async def receive(request: web.Request) -> web.Response:
         return error_response(503, "too busy, retry later", headers=RETRY_AFTER)
     except StoreUnavailableError:
         return error_response(503, "event log unavailable, retry later", headers=RETRY_AFTER)
-    return json_response(
-        {
-            "duplicate": appended.duplicate,
-            "position": appended.position,
-            "streamId": appended.stream_id,
-            "version": appended.version,
-        }
-    )
+    return json_response(appended_doc(appended))
