@@ -6,14 +6,14 @@ note (`discarded`); the row itself is never deleted.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from tracker.store.database import Pool
+from tracker.store.database import Connection, Pool
 from tracker.store.errors import UnavailableGuard
 from tracker.store.views import BadCursorError, BadFilterError, decode_cursor, encode_cursor
 
@@ -100,21 +100,30 @@ class Quarantine:
 
     async def keep(self, refused: Refused) -> None:
         """Store a refused delivery once per delivery id."""
-        headers = {k.lower(): v for k, v in refused.headers.items() if k.lower() not in _NOT_KEPT_HEADERS}
         with UnavailableGuard("quarantine"):
-            await self._pool.execute(
-                "INSERT INTO quarantine"
-                " (source, delivery_id, reason, problems, headers, raw, signature_verified, full_delivery_id)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (delivery_id) DO NOTHING",
-                refused.source,
-                refused.delivery_id,
-                refused.reason,
-                refused.problems,
-                headers,
-                refused.raw,
-                refused.signature_verified,
-                refused.full_delivery_id,
-            )
+            async with self._pool.acquire() as conn:
+                await self.keep_on(conn, [refused])
+
+    async def keep_on(self, conn: Connection, batch: Sequence[Refused]) -> None:
+        """Store refused deliveries on `conn`, in its transaction if one is open (a Kinesis batch's)."""
+        await conn.executemany(
+            "INSERT INTO quarantine"
+            " (source, delivery_id, reason, problems, headers, raw, signature_verified, full_delivery_id)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (delivery_id) DO NOTHING",
+            [
+                (
+                    refused.source,
+                    refused.delivery_id,
+                    refused.reason,
+                    refused.problems,
+                    {k.lower(): v for k, v in refused.headers.items() if k.lower() not in _NOT_KEPT_HEADERS},
+                    refused.raw,
+                    refused.signature_verified,
+                    refused.full_delivery_id,
+                )
+                for refused in batch
+            ],
+        )
 
     async def counts(self) -> dict[str, int]:
         """Kept deliveries by review state, each state present."""

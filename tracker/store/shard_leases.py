@@ -1,0 +1,242 @@
+"""Kinesis shard leases and checkpoints in PostgreSQL (`sql/010_kinesis.sql`).
+
+A lease says which consumer reads a shard and until when; every take bumps a counter, so a steal
+names the lease it saw. A batch commits its events, its quarantined records and the shard's new
+checkpoint in one transaction, and only while its consumer still owns the shard: a consumer that lost
+the lease (to a steal, or after it expired and was taken) can fetch, but never store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from tracker.store.database import Connection, Pool
+from tracker.store.errors import UnavailableGuard
+from tracker.store.event_log import Appended, EventLog, NewEvent
+from tracker.store.quarantine import Quarantine, Refused
+
+
+class LeaseLostError(Exception):
+    """Another consumer owns the shard now: this consumer's batch was not stored."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListedShard:
+    """A shard as ListShards reports it."""
+
+    shard_id: str
+    parent_ids: tuple[str, ...]
+    """ParentShardId and AdjacentParentShardId, when the shard came from a split or a merge."""
+    ending_sequence: str | None
+    """Set once the shard is closed; None while it is open."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShardLease:
+    """A shard's row: its lease, as the database's clock sees it, and its checkpoint."""
+
+    stream: str
+    shard_id: str
+    parent_ids: tuple[str, ...]
+    owner: str | None
+    live: bool
+    """Owned and not expired."""
+    counter: int
+    """Bumped by every take."""
+    checkpoint: str | None
+    """The last sequence number stored; None: nothing read yet."""
+    ending_sequence: str | None
+    finished: bool
+    """Read to its end: its children may be read."""
+    millis_behind: int | None
+    lease_seconds_left: float | None
+    checkpointed_at: datetime | None
+
+
+_COLUMNS = (
+    "stream, shard_id, parent_ids, owner, coalesce(lease_expires > now(), false) AS live, lease_counter,"
+    " checkpoint::text AS checkpoint, ending_sequence::text AS ending_sequence, finished, millis_behind,"
+    " extract(epoch FROM lease_expires - now())::float8 AS lease_seconds_left, checkpointed_at"
+)
+
+
+def _lease(row: asyncpg.Record) -> ShardLease:
+    return ShardLease(
+        row["stream"],
+        row["shard_id"],
+        tuple(row["parent_ids"]),
+        row["owner"],
+        row["live"],
+        row["lease_counter"],
+        row["checkpoint"],
+        row["ending_sequence"],
+        row["finished"],
+        row["millis_behind"],
+        row["lease_seconds_left"] if row["owner"] is not None else None,
+        row["checkpointed_at"],
+    )
+
+
+def _refused_by_database(exc: asyncpg.PostgresError) -> bool:
+    """Data the database will never take (classes 22 data, 23 integrity, 54 limits), not a passing state."""
+    return (exc.sqlstate or "")[:2] in {"22", "23", "54"}
+
+
+class ShardLeases:
+    def __init__(self, pool: Pool, event_log: EventLog, quarantine: Quarantine) -> None:
+        self._pool = pool
+        self._event_log = event_log
+        self._quarantine = quarantine
+
+    async def record_shards(self, stream: str, listed: Sequence[ListedShard]) -> None:
+        """Add shards not seen before, and the ending sequence of those closed since."""
+        with UnavailableGuard("shard leases"):
+            await self._pool.execute(
+                "INSERT INTO kinesis_shards (stream, shard_id, parent_ids, ending_sequence)"
+                " SELECT $1, s.shard_id, array_remove(ARRAY[s.parent, s.adjacent], NULL), s.ending::numeric"
+                " FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) s(shard_id, parent, adjacent, ending)"
+                " ON CONFLICT (stream, shard_id) DO UPDATE SET ending_sequence = EXCLUDED.ending_sequence"
+                " WHERE kinesis_shards.ending_sequence IS DISTINCT FROM EXCLUDED.ending_sequence",
+                stream,
+                [shard.shard_id for shard in listed],
+                [shard.parent_ids[0] if shard.parent_ids else None for shard in listed],
+                [shard.parent_ids[1] if len(shard.parent_ids) > 1 else None for shard in listed],
+                [shard.ending_sequence for shard in listed],
+            )
+
+    async def leases(self, stream: str) -> list[ShardLease]:
+        with UnavailableGuard("shard leases"):
+            rows = await self._pool.fetch(
+                f"SELECT {_COLUMNS} FROM kinesis_shards WHERE stream = $1 ORDER BY shard_id", stream
+            )
+        return [_lease(row) for row in rows]
+
+    async def all(self) -> list[ShardLease]:
+        """Every shard of every stream any tracker consumes, for the status."""
+        rows = await self._pool.fetch(f"SELECT {_COLUMNS} FROM kinesis_shards ORDER BY stream, shard_id")
+        return [_lease(row) for row in rows]
+
+    async def renew(self, stream: str, owner: str, seconds: float, lags: Mapping[str, int]) -> set[str]:
+        """Extend the owner's leases and keep their lag; return the shards it still owns."""
+        with UnavailableGuard("shard leases"):
+            rows = await self._pool.fetch(
+                "WITH lags AS (SELECT * FROM unnest($4::text[], $5::bigint[]) l(shard_id, millis))"
+                " UPDATE kinesis_shards k SET lease_expires = now() + $3 * interval '1 second',"
+                " millis_behind = coalesce((SELECT millis FROM lags WHERE lags.shard_id = k.shard_id), millis_behind)"
+                " WHERE stream = $1 AND owner = $2 RETURNING shard_id",
+                stream,
+                owner,
+                seconds,
+                list(lags),
+                list(lags.values()),
+            )
+        return {row["shard_id"] for row in rows}
+
+    async def take(
+        self, stream: str, shard_id: str, owner: str, seconds: float, steal_from: ShardLease | None = None
+    ) -> ShardLease | None:
+        """Lease a free or expired shard, or (`steal_from`) the one another consumer held as seen then.
+
+        None when another consumer got there first, or the victim's lease changed meanwhile.
+        """
+        condition = "(owner IS NULL OR lease_expires <= now())"
+        args: list[object] = [stream, shard_id, owner, seconds]
+        if steal_from is not None:
+            condition = "(owner = $5 AND lease_counter = $6)"
+            args += [steal_from.owner, steal_from.counter]
+        with UnavailableGuard("shard leases"):
+            row = await self._pool.fetchrow(
+                "UPDATE kinesis_shards SET owner = $3, lease_expires = now() + $4 * interval '1 second',"
+                " lease_counter = lease_counter + 1"
+                f" WHERE stream = $1 AND shard_id = $2 AND NOT finished AND {condition}"
+                f" RETURNING {_COLUMNS}",
+                *args,
+            )
+        return None if row is None else _lease(row)
+
+    async def commit(
+        self,
+        stream: str,
+        shard_id: str,
+        owner: str,
+        *,
+        sequence: str,
+        millis_behind: int | None,
+        events: Sequence[NewEvent],
+        refused: Sequence[Refused],
+        on_refused: Callable[[NewEvent, str], Refused],
+    ) -> list[Appended]:
+        """Store a batch and move the shard's checkpoint to `sequence`, together or not at all.
+
+        LeaseLostError if the owner no longer holds the shard. An event the database refuses (none
+        should be: the parser screens what jsonb cannot hold) goes to the quarantine via `on_refused`,
+        so that one record never blocks its shard.
+        """
+        with UnavailableGuard("shard leases"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                # First: the row lock holds off a steal until this commits, and a stolen lease stores nothing.
+                held = await conn.fetchval(
+                    "UPDATE kinesis_shards SET checkpoint = greatest(checkpoint, $4::text::numeric),"
+                    " checkpointed_at = now(), millis_behind = coalesce($5::bigint, millis_behind)"
+                    " WHERE stream = $1 AND shard_id = $2 AND owner = $3 RETURNING true",
+                    stream,
+                    shard_id,
+                    owner,
+                    sequence,
+                    millis_behind,
+                )
+                if not held:
+                    msg = f"shard {shard_id} of {stream} is no longer leased by {owner}"
+                    raise LeaseLostError(msg)
+                appended, also_refused = await self._append(conn, events, on_refused)
+                if refused or also_refused:
+                    await self._quarantine.keep_on(conn, [*refused, *also_refused])
+        return appended
+
+    async def _append(
+        self, conn: Connection, events: Sequence[NewEvent], on_refused: Callable[[NewEvent, str], Refused]
+    ) -> tuple[list[Appended], list[Refused]]:
+        if not events:
+            return [], []
+        try:
+            async with conn.transaction():  # a savepoint: a refusal leaves the batch's transaction usable
+                return await self._event_log.append_on(conn, events), []
+        except asyncpg.PostgresError as exc:
+            if not _refused_by_database(exc):
+                raise
+            if len(events) == 1:
+                return [], [on_refused(events[0], f"the database refused the event: {exc}")]
+        appended: list[Appended] = []
+        refused: list[Refused] = []
+        for event in events:  # one by one, to keep the others
+            stored, kept = await self._append(conn, [event], on_refused)
+            appended += stored
+            refused += kept
+        return appended, refused
+
+    async def finish(self, stream: str, shard_id: str, owner: str) -> bool:
+        """Mark a shard read to its end and free it, so its children may be taken; False if not owned."""
+        with UnavailableGuard("shard leases"):
+            done = await self._pool.fetchval(
+                "UPDATE kinesis_shards SET finished = true, owner = NULL, lease_expires = NULL"
+                " WHERE stream = $1 AND shard_id = $2 AND owner = $3 RETURNING true",
+                stream,
+                shard_id,
+                owner,
+            )
+        return bool(done)
+
+    async def release(self, stream: str, owner: str, shard_ids: Sequence[str] | None = None) -> None:
+        """Give up the owner's leases (all, or those named) at once, so another consumer needs not wait."""
+        with UnavailableGuard("shard leases"):
+            await self._pool.execute(
+                "UPDATE kinesis_shards SET owner = NULL, lease_expires = NULL"
+                " WHERE stream = $1 AND owner = $2 AND ($3::text[] IS NULL OR shard_id = ANY($3::text[]))",
+                stream,
+                owner,
+                None if shard_ids is None else list(shard_ids),
+            )
