@@ -42,6 +42,9 @@ class ReadModel(Generic[View]):
     """What the read model's issues are issues of (`installation`, `connection`, `destination`)."""
     issue_scope: Callable[[View], tuple[str | None, str | None]]
     """The project and integration an entity's issues are listed under."""
+    version: int = 1
+    """The version of its logic: raise it when evolve() or the rows change, and a tracker that starts with
+    the new code rebuilds the read model beside the live one, then switches over."""
 
     def to_json(self, view: View) -> bytes:
         """The document the API serves, as JSON: stored into jsonb without a second encoding."""

@@ -4,7 +4,6 @@ reproduces the live read models exactly."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import random
 import secrets
@@ -17,7 +16,7 @@ import pytest
 from eventsourcing.application import project_aggregate
 
 from projections.installations import INSTALLATIONS
-from projections.runner import HEALTH_LOCK, ProjectionRunner
+from projections.runner import ProjectionRunner
 from tracker import Tracker
 from tracker.domain import Installation
 from tracker.ingest.parsing import parse_object
@@ -238,30 +237,3 @@ async def test_a_rebuild_finds_every_stream_under_a_linguistic_collation(server_
     finally:
         await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
         await admin.close()
-
-
-async def test_a_rebuild_cancelled_twice_leaves_no_lock_behind(tracker: Tracker) -> None:
-    """A second cancel can cut the rebuild's rollback short; its session lock must not outlive it."""
-    await asyncio.gather(*(
-        tracker.ingest(installation_event("installation.created", f"inst-{n:05d}", config=config()))
-        for n in range(3_000)
-    ))  # fmt: skip
-    for delay in (0.02, 0.05, 0.1, 0.2, 0.3, 0.4):
-        rebuilding = asyncio.create_task(tracker.rebuild(["installations"]))
-        await asyncio.sleep(delay)
-        rebuilding.cancel()
-        await asyncio.sleep(0.001)
-        rebuilding.cancel()
-        with contextlib.suppress(BaseException):
-            await rebuilding
-
-        async def released() -> bool:  # an ended session's locks go when the server sees the socket close
-            held = await tracker.pool.fetchval(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = $1",
-                HEALTH_LOCK & 0xFFFF_FFFF,
-            )
-            return held == 0
-
-        await eventually(released, timeout=5)
-    await asyncio.wait_for(tracker.catch_up(), 30)  # the runners get their turn
-    assert await tracker.pool.fetchval("SELECT count(*) FROM installation_view") == 3_000

@@ -1,0 +1,324 @@
+"""Blue/green rebuilds: replay a read model into a shadow table beside the live one, then switch over.
+
+Reads keep answering from the live table, and its runner keeps following the log, until one transaction
+folds the last events into the shadow and writes into the live table only the rows that differ (so a
+rebuild whose logic did not change writes nearly nothing, and readers never wait). Phases:
+
+1. replay: the log's events of the read model up to the head seen at the start, stream by stream, each
+   view built whole and copied into the shadow once; a page of events and views in memory at a time;
+2. catching up: the events appended meanwhile, in position order, like the live runner;
+3. switching: under HEALTH_LOCK and the live checkpoint's row lock, the shadow is brought to the live
+   checkpoint and the rows that differ are written into the live tables, which compares both row by row
+   (a digest would say only whether they differ); the checkpoint keeps its position (the live runner goes
+   on from there) and takes the new version and a new generation.
+
+Progress is kept in `projection_rebuilds` for `/v1/status`, whichever process runs the rebuild.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Generic
+
+from projections.folding import Failure, fold
+from projections.read_model import ReadModel, View
+from projections.runner import HEALTH_LOCK, batch_sql, read_batch
+from projections.view_store import ISSUE_COLUMNS, ViewStore
+from tracker.store import dead_letters
+from tracker.store.database import Connection, Pool
+from tracker.store.event_log import Recorded
+
+log = logging.getLogger(__name__)
+
+_KEY_PREFIX = 0x7472_7262  # "trrb": the high half of every rebuild lock key; crc32(name) is the low half
+_REPLAY_PAGE = 5000
+"""Events per replay page: big enough that a round trip is cheap next to its fold, small enough to hold."""
+_RECORD_EVERY = 1.0
+"""Seconds between two progress updates in `projection_rebuilds`."""
+
+
+class RebuildRunningError(RuntimeError):
+    """Another rebuild of the read model holds its lock, in this process or another."""
+
+
+def rebuild_lock_key(name: str) -> int:
+    key = (_KEY_PREFIX << 32) | zlib.crc32(name.encode())
+    return key - (1 << 64) if key >= 1 << 63 else key
+
+
+@dataclass(slots=True)
+class Progress:
+    name: str
+    phase: str = "starting"
+    events_done: int = 0
+    events_total: int = 0
+    """The log's events of the read model when the rebuild began, and those appended since as it meets them."""
+    started: float = field(default_factory=time.monotonic)
+
+    def rate(self) -> float:
+        return self.events_done / max(time.monotonic() - self.started, 1e-9)
+
+    def eta(self) -> float | None:
+        rate = self.rate()
+        return (self.events_total - self.events_done) / rate if rate > 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildReport:
+    name: str
+    events: int
+    rows_changed: int
+    """Views and issues the switch wrote into the live tables."""
+    matched_live: bool | None
+    """With the same version, whether the rebuilt rows equalled the live ones, row by row; None when not
+    compared (another version, or a live read model behind the shadow)."""
+    dead_letters: int
+
+
+class Rebuild(Generic[View]):
+    def __init__(
+        self,
+        pool: Pool,
+        model: ReadModel[View],
+        batch_size: int,
+        on_progress: Callable[[Progress], object] = lambda _: None,
+    ) -> None:
+        self.model = model
+        self.progress = Progress(model.name)
+        self.claimed = asyncio.Event()
+        """Set once this rebuild holds the read model's rebuild lock."""
+        self._pool = pool
+        self._batch_size = batch_size
+        self._on_progress = on_progress
+        self._shadow = ViewStore(model, f"rebuild_{model.table}", f"rebuild_{model.table}_issues")
+        self._batch_sql = batch_sql(batch_size)
+        self._replay_sql = (
+            "SELECT position, stream_id, version, type, payload->'data' AS data, received_at FROM events"
+            " WHERE (stream_id, version) > ($1, $2) AND stream_id < $4 AND type = ANY($3::text[]) AND position <= $5"
+            f" ORDER BY stream_id, version LIMIT {_REPLAY_PAGE}"
+        )
+        self._types = sorted(model.types)
+        self._failures: list[Failure] = []
+        self._blocked: set[str] = set()
+        self._recorded_at = 0.0
+
+    async def run(self) -> RebuildReport:
+        """Rebuild and switch over; raises RebuildRunningError if another rebuild of the read model runs."""
+        key = rebuild_lock_key(self.model.name)
+        async with self._pool.acquire() as conn:  # the rebuild's own: its lock, the shadow, the switch
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+                msg = f"a rebuild of {self.model.name} is running already"
+                raise RebuildRunningError(msg)
+            self.claimed.set()
+            try:
+                return await self._run(conn)
+            except BaseException as exc:
+                with contextlib.suppress(Exception):
+                    await self._record(conn, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+                raise
+            finally:
+                await self._release(conn, key)
+
+    async def _release(self, conn: Connection, key: int) -> None:
+        """Drop the shadow and release the lock; if the connection cannot (a cancel cut a query short), end
+        its session, which releases the lock, rather than let the pool hand the lock on."""
+        try:
+            await conn.execute(f"DROP TABLE IF EXISTS {self._shadow.table}, {self._shadow.issues_table}")
+            await conn.execute("SELECT pg_advisory_unlock($1)", key)
+        except BaseException:
+            conn.terminate()
+            raise
+
+    async def _run(self, conn: Connection) -> RebuildReport:
+        model = self.model
+        head: int = await conn.fetchval("SELECT coalesce(max(position), 0) FROM events")
+        self.progress.events_total = await conn.fetchval(
+            "SELECT count(*) FROM events WHERE type = ANY($1::text[]) AND position <= $2", self._types, head
+        )
+        await self._record(conn, "replaying", force=True)
+        await self._create_shadow(conn)
+        await self._replay(conn, head)
+        await conn.execute(f"ALTER TABLE {self._shadow.table} ADD PRIMARY KEY ({model.key_column})")
+        await conn.execute(f"ALTER TABLE {self._shadow.issues_table} ADD PRIMARY KEY (entity, entity_id, code)")
+        await conn.execute(f"ANALYZE {self._shadow.table}, {self._shadow.issues_table}")
+        await self._record(conn, "catching up", force=True)
+        position = await self._follow(conn, head)
+        return await self._switch(conn, position)
+
+    async def _create_shadow(self, conn: Connection) -> None:
+        """Unlogged: a crash loses it, and the next rebuild starts again anyway."""
+        shadow = self._shadow
+        await conn.execute(f"DROP TABLE IF EXISTS {shadow.table}, {shadow.issues_table}")
+        columns = ", ".join(shadow.columns)
+        await conn.execute(
+            f"CREATE UNLOGGED TABLE {shadow.table} AS SELECT {columns} FROM {self.model.table} WITH NO DATA"
+        )
+        await conn.execute(f"CREATE UNLOGGED TABLE {shadow.issues_table} (LIKE issues INCLUDING DEFAULTS)")
+
+    async def _replay(self, conn: Connection, head: int) -> None:
+        """Stream by stream up to `head`: the next page is read while this one folds and the last one is copied."""
+        model = self.model
+        prefix = model.stream_prefix
+        views: dict[str, View] = {}
+        async with self._pool.acquire() as reader:
+            after: tuple[str, int] = (f"{prefix}:", 0)
+            fetching = asyncio.ensure_future(reader.fetch(self._replay_sql, *after, self._types, f"{prefix};", head))
+            writing: asyncio.Future[None] | None = None
+            try:
+                while rows := await fetching:
+                    after = (rows[-1]["stream_id"], rows[-1]["version"])
+                    fetching = asyncio.ensure_future(
+                        reader.fetch(self._replay_sql, *after, self._types, f"{prefix};", head)
+                    )
+                    events = [Recorded(*row) for row in rows]
+                    folded = await fold(model, events, views, self._blocked)
+                    self._failures += folded.failures
+                    # The last stream of the page may go on in the next one: keep its view, copy the rest.
+                    going_on = model.key_of(events[-1])
+                    finished = [view for key, view in views.items() if key != going_on]
+                    views = {going_on: views[going_on]} if going_on in views else {}
+                    if writing is not None:
+                        await writing
+                    self.progress.events_done += len(events)
+                    await self._record(conn, "replaying")
+                    writing = asyncio.ensure_future(self._shadow.copy(conn, finished))
+                if writing is not None:
+                    await writing
+            finally:
+                for pending in (fetching, writing):
+                    if pending is not None and not pending.done():
+                        pending.cancel()
+                        with contextlib.suppress(BaseException):
+                            await pending
+        await self._shadow.copy(conn, list(views.values()))
+
+    async def _follow(self, conn: Connection, position: int, until: int = 2**63 - 1) -> int:
+        """Fold the events after `position` (to `until`) into the shadow in position order; return where it ends."""
+        while True:
+            events, position = await read_batch(
+                conn, self._batch_sql, position, self._types, self._batch_size, until=until
+            )
+            if events:
+                views: dict[str, View] = {}
+                keys = list({self.model.key_of(event) for event in events} - self._blocked)
+                await self._shadow.load(conn, keys, views)
+                folded = await fold(self.model, events, views, self._blocked)
+                self._failures += folded.failures
+                await self._shadow.write(conn, folded.changed)
+                self.progress.events_done += len(events)
+                self.progress.events_total = max(self.progress.events_total, self.progress.events_done)
+                await self._record(conn, self.progress.phase)
+            if len(events) < self._batch_size:
+                return position
+
+    async def _switch(self, conn: Connection, position: int) -> RebuildReport:
+        """Bring the shadow to the live checkpoint and write the rows that differ into the live tables; the
+        live runner goes on from there. With the same logic version, any difference is drift: live rows that
+        a replay of the log does not give (a bug, a hand edit), which the switch repairs and reports."""
+        model = self.model
+        self.progress.phase = "switching"
+        self._on_progress(self.progress)
+        async with conn.transaction():
+            # No read model commits from here on: the joined health columns see the switch whole.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", HEALTH_LOCK)
+            live = await conn.fetchrow(
+                "INSERT INTO projection_checkpoints (name, version) VALUES ($1, $2)"
+                " ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING position, version",
+                model.name,
+                model.version,
+            )
+            assert live is not None
+            # A live read model behind the shadow (its runner stopped) is not compared: it lacks events.
+            compared = live["version"] == model.version and live["position"] >= position
+            position = await self._follow(conn, position, until=live["position"])
+            rows_changed = await self._apply(conn)
+            matched_live = rows_changed == 0 if compared else None
+            if matched_live is False:
+                log.warning("rebuilt %s: %d live rows differed from the log's", model.name, rows_changed)
+            await dead_letters.replace_open(conn, model.name, self._failures)
+            await conn.execute(
+                "UPDATE projection_checkpoints SET position = greatest(position, $2), version = $3,"
+                " generation = generation + 1, updated_at = now() WHERE name = $1",
+                model.name,
+                position,
+                model.version,
+            )
+            await self._record(
+                conn, "done", force=True, matched_live=matched_live, rows_changed=rows_changed, finished=True
+            )
+        log.info("rebuilt %s: %d events, %d rows changed", model.name, self.progress.events_done, rows_changed)
+        return RebuildReport(model.name, self.progress.events_done, rows_changed, matched_live, len(self._failures))
+
+    async def _apply(self, conn: Connection) -> int:
+        """Write into the live tables only what differs from the shadow; return how many rows that was."""
+        shadow, key = self._shadow, self.model.key_column
+        columns = ", ".join(shadow.columns)
+        same = " AND ".join(f"l.{name} IS NOT DISTINCT FROM s.{name}" for name in shadow.columns)
+        updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in shadow.columns if name != key)
+        live = self.model.table
+        issue_columns = ", ".join(ISSUE_COLUMNS)
+        same_issue = " AND ".join(f"l.{name} IS NOT DISTINCT FROM s.{name}" for name in ISSUE_COLUMNS)
+        issue_updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in ISSUE_COLUMNS[3:])
+        statements = (
+            f"DELETE FROM {live} l WHERE NOT EXISTS (SELECT 1 FROM {shadow.table} s WHERE s.{key} = l.{key})",
+            f"INSERT INTO {live} ({columns}) SELECT {columns} FROM {shadow.table} s"
+            f" WHERE NOT EXISTS (SELECT 1 FROM {live} l WHERE l.{key} = s.{key} AND {same})"
+            f" ON CONFLICT ({key}) DO UPDATE SET {updates}",
+            f"DELETE FROM issues l WHERE l.entity = '{self.model.entity}' AND NOT EXISTS"
+            f" (SELECT 1 FROM {shadow.issues_table} s WHERE s.entity_id = l.entity_id AND s.code = l.code)",
+            f"INSERT INTO issues ({issue_columns}) SELECT {issue_columns} FROM {shadow.issues_table} s"
+            f" WHERE NOT EXISTS (SELECT 1 FROM issues l WHERE l.entity = s.entity AND l.entity_id = s.entity_id"
+            f" AND l.code = s.code AND {same_issue})"
+            f" ON CONFLICT (entity, entity_id, code) DO UPDATE SET {issue_updates}",
+        )
+        changed = 0
+        for statement in statements:
+            status = await conn.execute(statement)
+            changed += int(status.rsplit(" ", 1)[-1])
+        return changed
+
+    async def _record(
+        self,
+        conn: Connection,
+        phase: str,
+        *,
+        force: bool = False,
+        matched_live: bool | None = None,
+        rows_changed: int | None = None,
+        finished: bool = False,
+        error: str | None = None,
+    ) -> None:
+        """Keep the progress in `projection_rebuilds` (at most every `_RECORD_EVERY` unless forced) and report it."""
+        progress = self.progress
+        progress.phase = phase
+        self._on_progress(progress)
+        now = time.monotonic()
+        if not force and now - self._recorded_at < _RECORD_EVERY and error is None:
+            return
+        self._recorded_at = now
+        await conn.execute(
+            "INSERT INTO projection_rebuilds AS r (name, version, phase, started_at, updated_at, events_done,"
+            " events_total, matched_live, rows_changed, finished_at, error)"
+            " VALUES ($1, $2, $3, now() - make_interval(secs => $4), now(), $5, $6, $7, $8,"
+            " CASE WHEN $9 THEN now() END, $10)"
+            " ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version, phase = EXCLUDED.phase,"
+            " started_at = EXCLUDED.started_at, updated_at = now(), events_done = EXCLUDED.events_done,"
+            " events_total = EXCLUDED.events_total, matched_live = EXCLUDED.matched_live,"
+            " rows_changed = EXCLUDED.rows_changed, finished_at = EXCLUDED.finished_at, error = EXCLUDED.error",
+            self.model.name,
+            self.model.version,
+            phase,
+            now - progress.started,
+            progress.events_done,
+            progress.events_total,
+            matched_live,
+            rows_changed,
+            finished or error is not None,
+            error,
+        )

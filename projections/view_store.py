@@ -1,0 +1,99 @@
+"""Where a read model's views and issues are written: its live table, or a rebuild's shadow beside it.
+
+Both have the same columns (the key, the read model's filter columns, `position`, `doc`), so the live
+runner and a rebuild share one way of loading and writing views.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any, Generic
+
+from pydantic import TypeAdapter
+
+from projections.issues import Issue
+from projections.read_model import ReadModel, View
+from tracker.store.database import Connection
+
+YIELD_EVERY = 200
+"""Views encoded between two yields to the event loop, so a big batch does not stall the webhook."""
+ISSUE_COLUMNS = ("entity", "entity_id", "code", "project_id", "integration_id", "status", "changed_at", "doc")
+_ISSUE_TYPES = ("text", "text", "text", "text", "text", "text", "timestamptz", "jsonb")
+_issue_adapter: TypeAdapter[Issue] = TypeAdapter(Issue)
+
+
+class ViewStore(Generic[View]):
+    def __init__(self, model: ReadModel[View], table: str, issues_table: str) -> None:
+        self.model, self.table, self.issues_table = model, table, issues_table
+        self.columns = (model.key_column, *(name for name, _ in model.columns), "position", "doc")
+        kinds = ("text", *(kind for _, kind in model.columns), "bigint", "jsonb")
+        self._upsert_sql = _upsert(table, self.columns, kinds, (model.key_column,))
+        self._issues_upsert_sql = _upsert(issues_table, ISSUE_COLUMNS, _ISSUE_TYPES, ("entity", "entity_id", "code"))
+        key = model.key_column
+        self._load_sql = f"SELECT {key} AS key, position, doc::text AS doc FROM {table} WHERE {key} = ANY($1)"
+
+    async def load(self, conn: Connection, keys: list[str], views: dict[str, View]) -> None:
+        """Bring `views` up to date with the table for `keys`.
+
+        A view kept from an earlier batch is reused when the table holds the same position (decoding
+        a document is the costly part); another process, or a rolled-back batch, shows as another one.
+        """
+        rows = await conn.fetch(self._load_sql, keys)
+        for row in rows:
+            kept = views.get(row["key"])
+            if kept is None or kept.position != row["position"]:  # type: ignore[attr-defined]
+                views[row["key"]] = self.model.from_json(row["doc"])
+        for key in set(keys) - {row["key"] for row in rows}:
+            views.pop(key, None)
+
+    async def write(self, conn: Connection, views: list[View]) -> None:
+        """Upsert the views and their issues (all of them: an entity's project may have changed)."""
+        rows, issue_rows = await self._rows(views)
+        if rows:
+            await conn.execute(self._upsert_sql, *_columns(rows))
+        if issue_rows:
+            await conn.execute(self._issues_upsert_sql, *_columns(issue_rows))
+
+    async def copy(self, conn: Connection, views: list[View]) -> None:
+        """Insert views that the table does not hold yet, with COPY: a rebuild's replay into its empty shadow."""
+        rows, issue_rows = await self._rows(views)
+        if rows:
+            await conn.copy_records_to_table(self.table, records=rows, columns=self.columns)
+        if issue_rows:
+            await conn.copy_records_to_table(self.issues_table, records=issue_rows, columns=ISSUE_COLUMNS)
+
+    async def _rows(self, views: list[View]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        model = self.model
+        rows: list[tuple[Any, ...]] = []
+        issue_rows: list[tuple[Any, ...]] = []
+        for count, view in enumerate(views, start=1):
+            row = model.row_of(view)
+            rows.append((*row, view.position, model.to_json(view)))  # type: ignore[attr-defined]
+            issues: tuple[Issue, ...] = view.issues  # type: ignore[attr-defined]
+            if issues:
+                scope = model.issue_scope(view)
+                issue_rows.extend(
+                    (model.entity, row[0], issue.code, *scope, issue.status, issue.changed_at, _issue_json(issue))
+                    for issue in issues
+                )
+            if count % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+        return rows, issue_rows
+
+
+def _issue_json(issue: Issue) -> bytes:
+    return _issue_adapter.dump_json(issue, by_alias=True, exclude={"position"})
+
+
+def _upsert(table: str, columns: tuple[str, ...], kinds: tuple[str, ...], key: tuple[str, ...]) -> str:
+    arrays = ", ".join(f"${i}::{kind}[]" for i, kind in enumerate(kinds, start=1))
+    updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in columns if name not in key)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays})"
+        f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    )
+
+
+def _columns(rows: Iterable[tuple[Any, ...]]) -> list[list[Any]]:
+    return [list(column) for column in zip(*rows, strict=True)]

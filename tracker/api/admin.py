@@ -1,0 +1,95 @@
+"""Operating the read models: start a blue/green rebuild, and review the events a read model failed on."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from projections.rebuild import RebuildRunningError
+from tracker.api.auth import may_change
+from tracker.api.keys import TRACKER
+from tracker.api.paging import page_query
+from tracker.api.responses import error_response, json_response
+from tracker.store.dead_letters import STATUSES, DeadLetter, DeadLetterSettledError
+from tracker.store.quarantine import MAX_ID
+from tracker.store.views import BadCursorError
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/v1/admin/projections/{name}/rebuild")
+async def rebuild(request: web.Request) -> web.Response:
+    """202 once the rebuild holds its lock; its progress is in `/v1/status` under the read model."""
+    if not may_change(request):
+        return error_response(403, "rebuilding needs TRACKER_API_TOKEN, or a loopback client")
+    name = request.match_info["name"]
+    try:
+        progress = await request.app[TRACKER].start_rebuild(name)
+    except ValueError as exc:
+        return error_response(404, str(exc))
+    except RebuildRunningError as exc:
+        return error_response(409, str(exc))
+    return json_response({"name": name, "phase": progress.phase, "status": "/v1/status"}, status=202)
+
+
+@routes.get("/v1/admin/dead-letters")
+async def dead_letters(request: web.Request) -> web.Response:
+    """`?status=retrying|parked|skipping|resolved|skipped&projection=...&limit=&cursor=`, newest first."""
+    query, limit, cursor = page_query(request, {"status", "projection"})
+    status = query.get("status")
+    if status is not None and status not in STATUSES:
+        return error_response(400, f"status must be one of {', '.join(STATUSES)}")
+    try:
+        page = await request.app[TRACKER].dead_letters.page(status, query.get("projection"), limit, cursor)
+    except BadCursorError as exc:
+        return error_response(400, str(exc))
+    return json_response({"items": page.items, "nextCursor": page.next_cursor})
+
+
+@routes.get("/v1/admin/dead-letters/{id}")
+async def dead_letter(request: web.Request) -> web.Response:
+    letter_id = _letter_id(request)
+    letter = None if letter_id is None else await request.app[TRACKER].dead_letter(letter_id)
+    if letter is None:
+        return _not_found(request)
+    return json_response(letter.to_json())
+
+
+@routes.post("/v1/admin/dead-letters/{id}/retry")
+async def retry(request: web.Request) -> web.Response:
+    """Fold the event again now (after a fix); the runner settles it, or counts one more failure."""
+    return await _act(request, "retry")
+
+
+@routes.post("/v1/admin/dead-letters/{id}/skip")
+async def skip(request: web.Request) -> web.Response:
+    """Go on past the event: the entity's view will never have folded it."""
+    return await _act(request, "skip")
+
+
+async def _act(request: web.Request, action: str) -> web.Response:
+    if not may_change(request):
+        return error_response(403, f"{action} needs TRACKER_API_TOKEN, or a loopback client")
+    letter_id = _letter_id(request)
+    if letter_id is None:
+        return _not_found(request)
+    tracker = request.app[TRACKER]
+    try:
+        letter: DeadLetter = await (tracker.retry_dead_letter if action == "retry" else tracker.skip_dead_letter)(
+            letter_id
+        )
+    except LookupError:
+        return _not_found(request)
+    except DeadLetterSettledError as exc:
+        return error_response(409, str(exc), deadLetterStatus=exc.letter.status)
+    return json_response(letter.to_json(), status=202)
+
+
+def _letter_id(request: web.Request) -> int | None:
+    given = request.match_info["id"]
+    if given.isascii() and given.isdigit() and 0 < int(given) <= MAX_ID:
+        return int(given)
+    return None
+
+
+def _not_found(request: web.Request) -> web.Response:
+    return error_response(404, f"no dead letter {request.match_info['id']!r}")
