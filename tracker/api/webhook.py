@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from aiohttp import web
 
 from tracker.api.keys import TRACKER
 from tracker.api.responses import appended_doc, error_response, json_response
 from tracker.ingest.parsing import NotJSONObjectError, SchemaError
-from tracker.ingest.signatures import SignatureError
+from tracker.ingest.signatures import SignatureError, delivery_headers
+from tracker.metrics import UNKNOWN_TYPE
 from tracker.store.errors import EventRefusedError, OverloadedError, StoreUnavailableError
 
 routes = web.RouteTableDef()
+log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
 """Ampersand caps payloads at 300 KB; anything over 1 MiB is not a notification."""
 RETRY_AFTER = {"Retry-After": "5"}
@@ -21,19 +24,19 @@ RETRY_AFTER = {"Retry-After": "5"}
 @routes.post("/webhooks/ampersand")
 async def receive(request: web.Request) -> web.Response:
     if request.content_length is not None and request.content_length > MAX_BODY:
-        return error_response(413, f"body over {MAX_BODY} bytes")
+        return _rejected(request, 413, f"body over {MAX_BODY} bytes")
     try:
         # client_max_size bounds what is read; the timeout, how long a slow sender may hold a connection.
         async with asyncio.timeout(request.app[TRACKER].settings.body_read_timeout):
             body = await request.read()
     except TimeoutError:
-        return error_response(408, "the body did not arrive in time", headers={"Connection": "close"})
+        return _rejected(request, 408, "the body did not arrive in time", headers={"Connection": "close"})
     if len(body) > MAX_BODY:  # mounted in a host whose limit is larger: ours still holds
-        return error_response(413, f"body over {MAX_BODY} bytes")
+        return _rejected(request, 413, f"body over {MAX_BODY} bytes")
     try:
         appended = await request.app[TRACKER].webhook.receive(body, request.headers, request.remote)
     except SignatureError as exc:
-        return error_response(401, "signature verification failed", detail=str(exc))
+        return _rejected(request, 401, "signature verification failed", str(exc))
     except NotJSONObjectError as exc:
         return error_response(400, "not a notification", detail=str(exc))
     except SchemaError as exc:
@@ -47,3 +50,15 @@ async def receive(request: web.Request) -> web.Response:
     except StoreUnavailableError:
         return error_response(503, "event log unavailable, retry later", headers=RETRY_AFTER)
     return json_response(appended_doc(appended))
+
+
+def _rejected(
+    request: web.Request, status: int, error: str, detail: str | None = None, headers: dict[str, str] | None = None
+) -> web.Response:
+    """Refused before the body was read as a notification: counted and logged, nothing kept."""
+    request.app[TRACKER].metrics.delivered("webhook", UNKNOWN_TYPE, "rejected")
+    # The id is the sender's claim, unchecked; bounded so that a forged header cannot fill the log.
+    delivery_id = delivery_headers(request.headers).get("webhook-id", "")[:256] or None
+    log.warning("notification rejected", extra={"source": "webhook", "delivery_id": delivery_id, "status": status,
+                                                "reason": detail or error, "remote": request.remote})  # fmt: skip
+    return error_response(status, error, headers, **({"detail": detail} if detail else {}))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 import asyncpg
 
@@ -23,8 +24,17 @@ class GroupCommit:
     cost of a commit is shared without a timer adding latency at low load.
     """
 
-    def __init__(self, event_log: EventLog, max_batch: int, max_pending: int, writers: int = 2) -> None:
+    def __init__(
+        self,
+        event_log: EventLog,
+        max_batch: int,
+        max_pending: int,
+        writers: int = 2,
+        on_batch: Callable[[int], object] = lambda _: None,
+    ) -> None:
         self._event_log = event_log
+        self._on_batch = on_batch
+        """Hears the size of each batch taken from the queue (the batch-size histogram)."""
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=max_pending)
         self._writer_count = writers
@@ -74,6 +84,7 @@ class GroupCommit:
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
+                self._on_batch(len(batch))
                 await self._write(batch)
             except Exception as exc:  # a bug must fail these callers, not stop every later one
                 log.exception("group commit failed on a batch of %d", len(batch))

@@ -1,0 +1,138 @@
+"""Logs: one JSON object per line with the delivery's fields, text on request, and no secret in any line."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import secrets
+import sys
+
+import aiohttp
+import orjson
+
+from tracker.log_format import MASK, Redacting, TextFormatter, json_formatter, log_to_stderr, secrets_of
+from tracker.settings import Settings
+
+from .conftest import SECRET
+from .notifications import Signer, config, installation_event, new_id, notification
+from .test_cli import environment, free_port
+
+
+def record(message: str, **extra: object) -> logging.LogRecord:
+    made = logging.LogRecord("tracker.test", logging.INFO, __file__, 1, message, None, None)
+    made.__dict__.update(extra)
+    return made
+
+
+def test_a_json_line_has_level_event_time_and_the_fields_passed_in_extra() -> None:
+    line = json_formatter().format(record("notification stored", delivery_id="msg-1", position=7, latency_ms=1.5))
+
+    parsed = orjson.loads(line)
+    assert "\n" not in line
+    assert parsed["level"] == "INFO"
+    assert parsed["event"] == "notification stored"
+    assert parsed["logger"] == "tracker.test"
+    assert (parsed["delivery_id"], parsed["position"], parsed["latency_ms"]) == ("msg-1", 7, 1.5)
+    assert parsed["time"].endswith("+00:00")
+
+
+def test_a_text_line_carries_the_same_fields() -> None:
+    line = TextFormatter().format(record("notification stored", delivery_id="msg 1", position=7))
+
+    assert line.endswith(" INFO tracker.test: notification stored delivery_id='msg 1' position=7")
+
+
+def test_every_secret_the_settings_hold_is_masked_in_a_line() -> None:
+    settings = Settings(
+        api_token="api-token-0123456789",
+        scoped_tokens={"scoped-token-0123456789": frozenset({"proj-1"})},
+        webhook_secrets=(SECRET, "whsec_c2Vjb25kLXNlY3JldC1rZXk="),
+        database_url="postgresql://tracker:db-password-42@db:5432/tracker?sslmode=require",
+    )
+    masked = Redacting(json_formatter(), secrets_of(settings))
+
+    leaky = (f"tokens api-token-0123456789 scoped-token-0123456789, {SECRET}, key c2Vjb25kLXNlY3JldC1rZXk="
+             " and db-password-42")  # fmt: skip
+    line = masked.format(record(leaky))
+
+    for secret in ("api-token-0123456789", "scoped-token-0123456789", SECRET.removeprefix("whsec_"),
+                   "c2Vjb25kLXNlY3JldC1rZXk=", "db-password-42"):  # fmt: skip
+        assert secret not in line
+    assert line.count(MASK) == 5
+
+
+async def test_a_served_story_logs_json_lines_with_no_token_or_secret_in_any(database_url: str) -> None:
+    token, port = f"token-{secrets.token_hex(12)}", free_port()
+    env = environment(TRACKER_DATABASE_URL=database_url, TRACKER_API_TOKEN=token, TRACKER_WEBHOOK_SECRET=SECRET)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tracker", "serve", "--port", str(port), "--log-level", "debug", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    base, signer = f"http://127.0.0.1:{port}", Signer(SECRET)
+    stored_id, bad_id = new_id("msg"), new_id("msg")
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(600):  # until the child's runners beat: then it has logged as well
+                try:
+                    async with session.get(f"{base}/readyz") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    pass
+                await asyncio.sleep(0.1)
+            created = installation_event("installation.created", new_id("inst"), config=config())
+            body, headers = signer.signed(created, msg_id=stored_id)
+            story = [
+                (f"{base}/webhooks/ampersand", body, headers, 200),
+                (f"{base}/webhooks/ampersand", body, {**headers, "svix-id": bad_id,
+                                                      "svix-signature": "v1,Zm9yZ2Vk"}, 401),
+                (f"{base}/webhooks/ampersand", *signer.signed(notification("read.backfill.done")), 422),
+            ]  # fmt: skip
+            answers = []
+            for url, data, sent_headers, status in story:
+                async with session.post(url, data=data, headers=sent_headers) as response:
+                    assert response.status == status, await response.text()
+                    answers.append(await response.json())
+            for authorization, status in ((f"Bearer {token}x", 401), (f"Bearer {token}", 200)):
+                async with session.get(f"{base}/v1/status", headers={"Authorization": authorization}) as response:
+                    assert response.status == status
+    finally:
+        process.terminate()
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+
+    output = out.decode() + err.decode()
+    for secret in (token, SECRET, SECRET.removeprefix("whsec_")):
+        assert secret not in output
+    records = [orjson.loads(line) for line in err.decode().splitlines()]  # raises unless every line is JSON
+    assert all({"level", "logger", "event", "time"} <= set(r) for r in records)
+    by_event = {(r["event"], r.get("delivery_id")): r for r in records}
+    stored = by_event[("notification stored", stored_id)]
+    assert stored["level"] == "DEBUG"
+    assert stored["notification_type"] == "installation.created"
+    assert stored["position"] == answers[0]["position"]  # the database is shared: not always the first
+    assert stored["latency_ms"] >= 0
+    rejected = by_event[("notification rejected", bad_id)]
+    assert (rejected["level"], rejected["status"]) == ("WARNING", 401)
+    quarantined = next(r for r in records if r["event"] == "notification quarantined")
+    assert quarantined["notification_type"] == "read.backfill.done"
+    assert "does not match its schema" in quarantined["reason"]
+    assert any(r["logger"].startswith("tracker.store.leadership") for r in records)  # the child's lines too
+
+
+def test_log_lines_are_written_by_a_thread_and_flushed_by_the_stop() -> None:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level  # pytest's own: put back after
+    stream = io.StringIO()
+    try:
+        stop = log_to_stderr("json", "info", ["a-secret-value"], stream=stream)
+        logging.getLogger("tracker.test").info("hello %s", "a-secret-value", extra={"position": 3})
+        logging.getLogger("tracker.test").debug("below the level")
+        stop()
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    lines = stream.getvalue().splitlines()
+    assert [orjson.loads(line)["event"] for line in lines] == [f"hello {MASK}"]
+    assert orjson.loads(lines[0])["position"] == 3
