@@ -14,8 +14,10 @@ from tracker.store.event_log import NOTIFY_CHANNEL
 log = logging.getLogger(__name__)
 
 
-async def listen_for_appends(database_url: str, on_append: Callable[[], None], retry_interval: float) -> None:
-    """Call `on_append` on every NOTIFY of the log, reconnecting for as long as it runs.
+async def listen_for_appends(
+    database_url: str, on_append: Callable[[], None], retry_interval: float, channel: str = NOTIFY_CHANNEL
+) -> None:
+    """Call `on_append` on every NOTIFY of the log (or of `channel`), reconnecting for as long as it runs.
 
     A pooled connection would drop its LISTEN on release, so this one is its own. A NOTIFY only wakes
     the runners (they also poll), so one lost while reconnecting costs at most a poll interval.
@@ -30,7 +32,7 @@ async def listen_for_appends(database_url: str, on_append: Callable[[], None], r
         closed = asyncio.Event()
         try:
             conn.add_termination_listener(lambda _, closed=closed: closed.set())
-            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: on_append())
+            await conn.add_listener(channel, lambda *_: on_append())
             on_append()  # something may have been appended while nobody listened
             await closed.wait()
             log.warning("the connection listening for appends closed; reconnecting")
