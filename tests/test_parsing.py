@@ -13,6 +13,7 @@ from tracker.ingest.parsing import (
     SchemaError,
     parse_data,
     parse_object,
+    parse_record,
     parse_webhook_body,
 )
 
@@ -254,3 +255,18 @@ def test_write_async_done_partial_failure() -> None:
     }
     parsed = parse_webhook_body(webhook("write.async.done", data))
     assert parsed == Parsed("write.async.done", data, recognized=True, metadata={})
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"notificationType": "future.type", "data": {"note": "a\u0000b"}},
+        {"metadata": {"topic": "future.type"}, "data": {"note": "a\u0000b"}},
+        {"metadata": {"topic": "future.type", "note": "a\u0000b"}, "data": {}},
+    ],
+    ids=["webhook shape", "kinesis shape", "kinesis metadata"],
+)
+def test_a_record_with_a_nul_character_is_a_schema_error_in_either_shape(record: dict[str, Any]) -> None:
+    """The record's bytes are scanned for the escape first; one that has it is walked and refused."""
+    with pytest.raises(SchemaError, match="NUL character"):
+        parse_record(orjson.dumps(record))

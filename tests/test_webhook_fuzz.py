@@ -6,6 +6,7 @@ quarantine (under its delivery id), and nothing unsigned is stored.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import orjson
@@ -20,7 +21,9 @@ from .conftest import Signer
 from .notifications import config, connection_fields, installation_fields, new_id, notification
 
 Client = TestClient[web.Request, web.Application]
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+EXAMPLES = int(os.environ.get("TRACKER_FUZZ_EXAMPLES", "300"))
+"""Per test; CI keeps the default, a long run sets e.g. TRACKER_FUZZ_EXAMPLES=2000."""
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(max_size=40),
@@ -47,7 +50,7 @@ def _valid(kind: str) -> dict[str, Any]:
 def bodies(draw: st.DrawFn) -> bytes:
     """A valid notification, one mutated in its data or its bytes, or any JSON at all; always UTF-8, as
     Svix signs text (a body that is not UTF-8 cannot carry a valid signature: see test_webhook)."""
-    choice = draw(st.sampled_from(["valid", "drop", "replace", "bytes", "json", "nested"]))
+    choice = draw(st.sampled_from(["valid", "drop", "replace", "bytes", "json", "nested", "deep"]))
     payload = _valid(draw(TYPES))
     if choice == "drop":
         data = payload["data"]
@@ -60,6 +63,10 @@ def bodies(draw: st.DrawFn) -> bytes:
     elif choice == "nested":
         depth = draw(st.integers(1, 2_000))
         return b'{"notificationType": "installation.created", "data": ' + b"[" * depth + b"]" * depth + b"}"
+    elif choice == "deep":  # nested inside the data object: past what the log's JSON encoder takes, or not
+        depth = draw(st.integers(1, 2_000))
+        deep = b"[" * depth + b"]" * depth
+        return orjson.dumps(payload).replace(b'"data":{', b'"data":{"deep":' + deep + b",", 1)
     body = orjson.dumps(payload)
     if choice == "bytes":
         at = draw(st.integers(0, len(body)))

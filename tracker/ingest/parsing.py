@@ -17,6 +17,10 @@ from tracker.models import KNOWN_TYPES, NOTIFICATION
 
 MAX_TYPE_LENGTH = 128
 """A longer notificationType is not one of Ampersand's: refuse it rather than index it."""
+MAX_DEPTH = 64
+"""Deepest nesting of arrays and objects kept in `data` or `metadata`. The log's JSON encoder (orjson)
+stops at 255 levels, while its decoder reads 1,024: deeper input would fail at the append, as a 500 that
+Svix retries for ever. Ampersand's payloads nest a handful of levels."""
 
 
 class NotJSONObjectError(ValueError):
@@ -57,12 +61,18 @@ def parse_webhook_body(body: bytes) -> Parsed:
         msg = f"body must be a JSON object, got {_json_kind(obj)}"
         raise NotJSONObjectError(msg)
     # JSON can only carry a NUL as the escape \u0000: without it in the bytes, no string needs a look.
-    return _parse_webhook_shape(obj, where="body", check_nul=b"\\u0000" in body)
+    return _parse_webhook_shape(obj, where="body", check_nul=b"\\u0000" in body, check_depth=_may_be_deep(body))
 
 
 def parse_record(raw: bytes) -> Parsed:
     """Parse one JSON document in either shape (an NDJSON line, a Kinesis record, an API call)."""
-    return parse_object(_decode(raw, "not valid JSON"))
+    return parse_object(_decode(raw, "not valid JSON"), check_depth=_may_be_deep(raw), check_nul=b"\\u0000" in raw)
+
+
+def _may_be_deep(raw: bytes) -> bool:
+    """Whether the JSON text has enough brackets to nest past MAX_DEPTH: a scan in C spares most
+    notifications the walk."""
+    return raw.count(b"[") + raw.count(b"{") > MAX_DEPTH
 
 
 def _decode(raw: bytes, problem: str) -> object:
@@ -73,7 +83,7 @@ def _decode(raw: bytes, problem: str) -> object:
         raise NotJSONObjectError(msg) from None
 
 
-def parse_object(obj: object) -> Parsed:
+def parse_object(obj: object, *, check_depth: bool = True, check_nul: bool = True) -> Parsed:
     """Parse a decoded JSON value in the webhook shape or the Kinesis/Outpost `{"metadata", "data"}` shape.
 
     A top-level `notificationType` marks the webhook shape; otherwise the type is read from
@@ -83,7 +93,7 @@ def parse_object(obj: object) -> Parsed:
         msg = f"a notification must be a JSON object, got {_json_kind(obj)}"
         raise NotJSONObjectError(msg)
     if "notificationType" in obj:
-        return _parse_webhook_shape(obj, where="object", check_nul=True)
+        return _parse_webhook_shape(obj, where="object", check_nul=check_nul, check_depth=check_depth)
     if "metadata" not in obj:
         msg = (
             "object has neither notificationType nor metadata; expected"
@@ -98,11 +108,16 @@ def parse_object(obj: object) -> Parsed:
     if "data" not in obj:
         msg = "record has no data"
         raise NotJSONObjectError(msg)
-    return parse_data(notification_type, obj["data"], metadata)
+    return parse_data(notification_type, obj["data"], metadata, check_nul=check_nul, check_depth=check_depth)
 
 
 def parse_data(
-    notification_type: str, data: object, metadata: dict[str, Any] | None = None, *, check_nul: bool = True
+    notification_type: str,
+    data: object,
+    metadata: dict[str, Any] | None = None,
+    *,
+    check_nul: bool = True,
+    check_depth: bool = True,
 ) -> Parsed:
     """Validate `data` for a type known from outside, as for a bare Kinesis data object.
 
@@ -122,6 +137,11 @@ def parse_data(
             raise SchemaError(notification_type, [f"data: must be a JSON object, got {_json_kind(data)}"])
         msg = f"data must be a JSON object, got {_json_kind(data)}"
         raise NotJSONObjectError(msg)
+    if check_depth:  # first: the walks below recurse
+        for name, value in (("data", data), ("metadata", metadata)):
+            if _deeper_than(value, MAX_DEPTH):
+                problem = f"{name}: arrays and objects nest more than {MAX_DEPTH} levels deep (the log stores fewer)"
+                raise SchemaError(notification_type, [problem])
     try:
         NOTIFICATION.validate_python({"notificationType": notification_type, "data": data})
     except ValidationError as exc:
@@ -134,7 +154,7 @@ def parse_data(
     return Parsed(notification_type, data, recognized, {} if metadata is None else metadata)
 
 
-def _parse_webhook_shape(obj: dict[str, Any], where: str, check_nul: bool) -> Parsed:
+def _parse_webhook_shape(obj: dict[str, Any], where: str, check_nul: bool, check_depth: bool) -> Parsed:
     missing = [key for key in ("notificationType", "data") if key not in obj]
     if missing:
         expected = '{"notificationType": ..., "data": {...}}'
@@ -144,7 +164,18 @@ def _parse_webhook_shape(obj: dict[str, Any], where: str, check_nul: bool) -> Pa
     if not isinstance(notification_type, str) or not notification_type:
         msg = f"notificationType must be a non-empty string, got {_json_kind(notification_type)}"
         raise NotJSONObjectError(msg)
-    return parse_data(notification_type, obj["data"], check_nul=check_nul)
+    return parse_data(notification_type, obj["data"], check_nul=check_nul, check_depth=check_depth)
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` levels in `value`; level by level, not recursive."""
+    level = [value]
+    for _ in range(limit):
+        level = [child for item in level if isinstance(item, dict | list)
+                 for child in (item.values() if isinstance(item, dict) else item)]  # fmt: skip
+        if not level:
+            return False
+    return any(isinstance(item, dict | list) for item in level)
 
 
 def _nul_path(value: object, path: str) -> str | None:
