@@ -27,39 +27,44 @@ def _cpu_with_children(process: psutil.Process) -> float:
 
 
 class CpuMeter:
-    """CPU used by a process, and optionally by every process of a local PostgreSQL cluster."""
+    """CPU used by a process, and optionally by every process of a local PostgreSQL cluster.
 
-    def __init__(self, pid: int, postmaster: int | None) -> None:
-        self._process = psutil.Process(pid)
+    With no `pid`, only the cluster's (for a child that exits before the meter stops: its own CPU it reports itself).
+    """
+
+    def __init__(self, pid: int | None, postmaster: int | None) -> None:
+        self._process = psutil.Process(pid) if pid is not None else None
         self._postmaster = psutil.Process(postmaster) if postmaster is not None else None
         self._server_start = 0.0
-        self._cluster_start: dict[int, float] = {}
+        self._cluster_start = 0.0
 
     def start(self) -> None:
-        self._server_start = _cpu_with_children(self._process)
+        self._server_start = _cpu_with_children(self._process) if self._process is not None else 0.0
         self._cluster_start = self._cluster()
 
     def stop(self) -> tuple[float, float | None]:
-        """CPU seconds since `start` of the server, and of the cluster (None if it is not visible).
-
-        A backend that exited in between loses its seconds: pools keep theirs open, so few do.
-        """
-        server = _cpu_with_children(self._process) - self._server_start
+        """CPU seconds since `start` of the server, and of the cluster (None if it is not visible)."""
+        server = _cpu_with_children(self._process) - self._server_start if self._process is not None else 0.0
         if self._postmaster is None:
             return server, None
-        now = self._cluster()
-        return server, sum(seconds - self._cluster_start.get(pid, 0.0) for pid, seconds in now.items())
+        return server, self._cluster() - self._cluster_start
 
-    def _cluster(self) -> dict[int, float]:
+    def _cluster(self) -> float:
+        """The cluster's CPU so far: its live processes, and the backends that have exited (the postmaster
+        reaps them, so their seconds are in its children's times), which a short-lived client's are."""
         if self._postmaster is None:
-            return {}
-        found: dict[int, float] = {}
+            return 0.0
+        try:
+            times = self._postmaster.cpu_times()
+        except psutil.Error:
+            return 0.0
+        total = float(times.children_user + times.children_system)
         for process in [self._postmaster, *self._postmaster.children()]:
             try:
-                found[process.pid] = _cpu(process)
+                total += _cpu(process)
             except psutil.Error:
-                continue  # exited or not ours to read
-        return found
+                continue  # exited meanwhile: counted as reaped from now on
+        return total
 
 
 async def find_postmaster(url: str) -> int | None:

@@ -2,9 +2,11 @@
 
 Every request is built and Svix-signed before the clock starts, with a unique svix-id, so the timed
 part spends the generator's CPU on HTTP only; the generator reports that CPU, because on two cores
-it competes with the server it measures.
+it competes with the server it measures. With `--paths`, it sends GETs of those paths instead (one
+per line of the file, in order, repeated as needed).
 
     python -m bench.loadgen --url http://127.0.0.1:PORT/webhooks/ampersand --secret whsec_... --out FILE
+    python -m bench.loadgen --url http://127.0.0.1:PORT --paths FILE --workers 1 --out FILE
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from standardwebhooks.webhooks import Webhook
 from bench import payloads
 from bench.stats import percentile
 
-Request = tuple[bytes, dict[str, str]]
+Request = tuple[str, bytes | None, dict[str, str]]
+"""(URL, body, headers): a POST of the body, or a GET without one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +52,7 @@ class LoadResult:
     timed_out: bool
 
 
-def prepare(count: int, secret: str, installations: int, seed: int) -> list[Request]:
+def prepare(url: str, count: int, secret: str, installations: int, seed: int) -> list[Request]:
     """Build and sign `count` requests; run-unique svix-ids so repetitions never dedupe each other."""
     signer = Webhook(secret)
     now = datetime.now(tz=UTC)
@@ -65,16 +68,20 @@ def prepare(count: int, secret: str, installations: int, seed: int) -> list[Requ
             "svix-signature": signer.sign(msg_id, now, body.decode()),
             "content-type": "application/json",
         }
-        requests.append((body, headers))
+        requests.append((url, body, headers))
     return requests
+
+
+def prepare_gets(base: str, paths: list[str], count: int) -> list[Request]:
+    """`count` GETs of `base` + each path in turn."""
+    return [(base + paths[index % len(paths)], None, {}) for index in range(count)]
 
 
 class Sender:
     """Sends requests from a shared list with N workers and records status and latency of each."""
 
-    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+    def __init__(self, session: aiohttp.ClientSession) -> None:
         self._session = session
-        self._url = url
         self.latencies_ns: list[int] = []
         self.statuses: Counter[int] = Counter()
         self.errors: Counter[str] = Counter()
@@ -89,10 +96,11 @@ class Sender:
         for index in indices:
             if time.monotonic() > deadline:
                 return True
-            body, headers = requests[index]
+            url, body, headers = requests[index]
+            method = "GET" if body is None else "POST"
             started = time.perf_counter_ns()
             try:
-                async with self._session.post(self._url, data=body, headers=headers) as response:
+                async with self._session.request(method, url, data=body, headers=headers) as response:
                     await response.read()
                     status = response.status
             except (aiohttp.ClientError, TimeoutError) as exc:
@@ -103,14 +111,14 @@ class Sender:
         return False
 
 
-async def generate(url: str, requests: list[Request], warmup: int, workers: int, time_limit: float) -> LoadResult:
+async def generate(requests: list[Request], warmup: int, workers: int, time_limit: float) -> LoadResult:
     connector = aiohttp.TCPConnector(limit=workers)
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         deadline = time.monotonic() + time_limit
-        warm = Sender(session, url)
+        warm = Sender(session)
         await warm.send_all(requests[:warmup], workers, deadline)
-        timed = Sender(session, url)
+        timed = Sender(session)
         cpu_before, wall_before = time.process_time(), time.perf_counter()
         timed_out = await timed.send_all(requests[warmup:], workers, deadline)
         wall = time.perf_counter() - wall_before
@@ -136,8 +144,9 @@ async def generate(url: str, requests: list[Request], warmup: int, workers: int,
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.loadgen", description=__doc__)
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--secret", required=True)
+    parser.add_argument("--url", required=True, help="the webhook's URL; with --paths, the base the paths follow")
+    parser.add_argument("--secret", help="the webhook's signing secret (not with --paths)")
+    parser.add_argument("--paths", type=Path, help="GET these paths (one a line) instead of posting notifications")
     parser.add_argument("--out", type=Path, required=True, help="where to write the result as JSON")
     parser.add_argument("--requests", type=int, default=20_000, help="timed requests")
     parser.add_argument("--warmup", type=int, default=1_000, help="untimed requests sent first")
@@ -147,9 +156,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2)
     args = parser.parse_args()
     started = time.perf_counter()
-    requests = prepare(args.warmup + args.requests, args.secret, args.installations, args.seed)
+    count = args.warmup + args.requests
+    if args.paths:
+        requests = prepare_gets(args.url, args.paths.read_text().split(), count)
+    elif args.secret:
+        requests = prepare(args.url, count, args.secret, args.installations, args.seed)
+    else:
+        parser.error("--secret is needed to sign notifications")
     prepared = time.perf_counter() - started
-    result = uvloop.run(generate(args.url, requests, args.warmup, args.workers, args.time_limit))
+    result = uvloop.run(generate(requests, args.warmup, args.workers, args.time_limit))
     args.out.write_bytes(orjson.dumps({**asdict(result), "prepare_s": prepared}))
 
 

@@ -2,21 +2,21 @@
 
     python -m bench.replay rebuild --database-url URL --out FILE   # Tracker.rebuild(): empty, replay, fold
     python -m bench.replay raw --database-url URL --out FILE       # the floor: read the rows, decode the JSON
+    python -m bench.replay library --events N --database-url URL --out FILE  # eventsourcing's ProjectionRunner
 
-Both run on the default asyncio loop, as `tracker rebuild` does.
+The first two run on uvloop, as `tracker rebuild` does; the library's runner runs in its own threads.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import resource
 import time
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import orjson
+import uvloop
 
 from tracker import Tracker
 from tracker.store.database import init_connection
@@ -53,16 +53,32 @@ async def raw_read(url: str) -> dict[str, Any]:
     return {"read": read, "seconds": seconds}
 
 
+def peak_rss_mb() -> float:
+    """This program's peak RSS: VmHWM, which exec resets, where getrusage's ru_maxrss keeps the peak of
+    the process that forked it (here the benchmark, with its own much larger heap)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024  # kB
+    msg = "no VmHWM in /proc/self/status"
+    raise OSError(msg)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.replay", description=__doc__)
-    parser.add_argument("mode", choices=("rebuild", "raw"))
+    parser.add_argument("mode", choices=("rebuild", "raw", "library"))
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--events", type=int, default=20_000, help="library: the slice of the log it replays")
+    parser.add_argument("--timeout", type=float, default=600, help="library: seconds it may take")
     args = parser.parse_args()
-    work = rebuild(args.database_url) if args.mode == "rebuild" else raw_read(args.database_url)
-    result = asyncio.run(work)
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    args.out.write_bytes(orjson.dumps({**result, "mode": args.mode, "peak_rss_mb": peak_kib / 1024}))
+    if args.mode == "library":
+        # Imported here: psycopg and the library's persistence would swell the other modes' start and RSS.
+        from bench import library_projection  # noqa: PLC0415
+
+        result = library_projection.replay(args.database_url, args.events, args.timeout)
+    else:
+        result = uvloop.run(rebuild(args.database_url) if args.mode == "rebuild" else raw_read(args.database_url))
+    args.out.write_bytes(orjson.dumps({**result, "mode": args.mode, "peak_rss_mb": peak_rss_mb()}))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,204 @@
+"""Scenario `import`: an NDJSON file through `tracker import`, against a raw COPY of the same lines.
+
+The file holds the log's realistic mix (`bench.bulk_log.notifications`), one notification per line
+in the webhook shape. Ours: the `tracker import` command's own path, `Tracker.import_file` inside
+`async with Tracker(...)` on uvloop (projections following, as the command runs them), timed from the
+first line read to the report, in a child process. The baseline, the physical limit here: the same
+lines read in the same 1 MiB chunks and COPYed, one jsonb row each, into a bare table with no key and
+no index. Each run gets a fresh database: an import of a file already imported appends nothing.
+
+    python -m bench.bulk_import tracker|copy --file FILE --database-url URL --out FILE   # one timed run
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+import uvloop
+
+from bench import bulk_log, database, profile
+from bench.children import PYTHON, child_env, run_to_end, spawn
+from bench.cpu import CpuMeter, find_postmaster
+from bench.replay import peak_rss_mb
+from bench.stats import Spread
+from bench.table import Row
+from tracker import Tracker
+from tracker.settings import Settings
+from tracker.store.database import init_connection
+
+GOAL_VS_COPY = 0.5
+BARE_TABLE = "bare_import"
+_CHUNK_BYTES = 1 << 20
+"""As `tracker.ingest.files` reads."""
+_TIMEOUT = 1_800.0
+MODES = ("tracker", "copy")
+
+
+class ImportCheckError(AssertionError):
+    """An import that did not store every line once."""
+
+
+@dataclass(frozen=True, slots=True)
+class File:
+    lines: int
+    installations: int
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    mode: str
+    lines: int
+    result: dict[str, Any]
+    database_cpu_s: float | None
+    """PostgreSQL's CPU over the child's whole life (its start-up's few queries too)."""
+
+    @property
+    def per_second(self) -> float:
+        return float(self.lines / self.result["seconds"])
+
+    @property
+    def cpu_us_per_line(self) -> float:
+        return float(self.result["cpu_s"] / self.lines * 1e6)
+
+    @property
+    def database_us_per_line(self) -> float | None:
+        return None if self.database_cpu_s is None else self.database_cpu_s / self.lines * 1e6
+
+
+def write_file(path: Path, file: File) -> None:
+    with path.open("wb") as out:
+        for line in bulk_log.notifications(file.lines, file.installations, seed=11):
+            out.write(line + b"\n")
+
+
+async def tracker_import(url: str, path: Path) -> dict[str, Any]:
+    """What `tracker import FILE` does, timed without start-up (connect, migrate) and shut-down."""
+    async with Tracker(Settings.from_env(), database_url=url) as tracker:
+        started, cpu = time.perf_counter(), time.process_time()
+        report = await tracker.import_file(path)
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return {**asdict(report), "seconds": seconds, "cpu_s": cpu}
+
+
+async def raw_copy(url: str, path: Path) -> dict[str, Any]:
+    """COPY every line, as jsonb, into a table with no key: what storing the lines costs at least."""
+    conn = await asyncpg.connect(url)
+    try:
+        await init_connection(conn)  # the tracker's binary jsonb codec: the line's bytes go as they are
+        await conn.execute(f"CREATE TABLE {BARE_TABLE} (line jsonb NOT NULL)")
+        started, cpu = time.perf_counter(), time.process_time()
+        lines = 0
+        with path.open("rb") as file:
+            while chunk := file.readlines(_CHUNK_BYTES):  # page-cached: reading is not what is timed here
+                records = [(line.rstrip(b"\r\n"),) for line in chunk if line.strip()]
+                await conn.copy_records_to_table(BARE_TABLE, records=records, columns=["line"])
+                lines += len(records)
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    finally:
+        await conn.close()
+    return {"lines": lines, "appended": lines, "seconds": seconds, "cpu_s": cpu}
+
+
+async def run_once(
+    mode: str, server_url: str, path: Path, file: File, *, work_dir: Path, index: int, profile_dir: Path | None
+) -> Run:
+    """One timed import on a fresh database; with `profile_dir`, the tracker's runs under py-spy."""
+    async with database.throwaway_database(server_url) as url:
+        out = work_dir / f"import-{mode}-{index}.json"
+        args = [PYTHON, "-m", "bench.bulk_import", mode, "--file", str(path), "--database-url", url, "--out", str(out)]
+        samples = (profile_dir or work_dir) / f"import-{index}.txt"
+        profiled = profile_dir is not None and mode == "tracker"
+        if profiled:
+            args = [*profile.record_command(samples), "--", *args]
+        meter = CpuMeter(None, await find_postmaster(url))
+        meter.start()
+        async with spawn(f"import-{mode}-{index}", args, child_env({}), work_dir) as child:
+            await run_to_end(child, _TIMEOUT)
+        _, database_cpu = meter.stop()
+        if profiled:
+            samples.with_suffix(".top.txt").write_text(profile.top_frames(samples))
+        run = Run(mode, file.lines, orjson.loads(out.read_bytes()), database_cpu)
+        stored = await database.count_rows(url, "events" if mode == "tracker" else BARE_TABLE)
+    if run.result["lines"] != file.lines or run.result["appended"] != file.lines or stored != file.lines:
+        msg = f"{mode}: {file.lines} lines in the file, report {run.result}, {stored} rows stored"
+        raise ImportCheckError(msg)
+    return run
+
+
+async def measure(server_url: str, file: File, repetitions: int, work_dir: Path, profile_dir: Path | None) -> list[Run]:
+    path = work_dir / "import.ndjson"
+    started = time.perf_counter()
+    write_file(path, file)
+    size_mb = path.stat().st_size / 1e6
+    print(f"  import: wrote {file.lines:,} lines ({size_mb:,.0f} MB) in {time.perf_counter() - started:.1f} s")
+    runs = []
+    for index in range(repetitions):
+        for mode in MODES:
+            run = await run_once(mode, server_url, path, file, work_dir=work_dir, index=index, profile_dir=profile_dir)
+            print(
+                f"  import {mode:<7} #{index + 1}: {run.per_second:8,.0f} lines/s"
+                f"  CPU {run.cpu_us_per_line:5.0f} us/line, PostgreSQL {run.database_us_per_line or 0:5.0f} us/line",
+                flush=True,
+            )
+            runs.append(run)
+    return runs
+
+
+def rows(runs: Sequence[Run], file: File) -> list[Row]:
+    def spread(mode: str, value: Callable[[Run], float | None]) -> Spread | None:
+        values = [v for run in runs if run.mode == mode and (v := value(run)) is not None]
+        return Spread.of(values) if values else None
+
+    def rate(run: Run) -> float:
+        return run.per_second
+
+    ours, theirs = spread("tracker", rate), spread("copy", rate)
+    assert ours is not None and theirs is not None  # every run has a rate
+    baseline = "raw asyncpg COPY into a bare jsonb table"
+    context: tuple[tuple[str, Callable[[Run], float | None]], ...] = (
+        ("importing process CPU us/line", lambda r: r.cpu_us_per_line),
+        ("PostgreSQL CPU us/line", lambda r: r.database_us_per_line),
+        ("peak RSS MB of the importing process", lambda r: r.result["peak_rss_mb"]),
+    )
+    return [
+        Row(
+            "import",
+            f"notifications/s, {file.lines:,} NDJSON lines",
+            ours,
+            baseline,
+            theirs,
+            f">= {GOAL_VS_COPY}x",
+            ours.median >= GOAL_VS_COPY * theirs.median,
+        ),
+        *(
+            Row("import", measure, spread("tracker", value), baseline, spread("copy", value))
+            for measure, value in context
+        ),
+    ]
+
+
+def as_json(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    return [asdict(run) for run in runs]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.bulk_import", description=__doc__)
+    parser.add_argument("mode", choices=MODES)
+    parser.add_argument("--file", type=Path, required=True)
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    work = tracker_import if args.mode == "tracker" else raw_copy
+    result = uvloop.run(work(args.database_url, args.file))
+    args.out.write_bytes(orjson.dumps({**result, "mode": args.mode, "peak_rss_mb": peak_rss_mb()}))
+
+
+if __name__ == "__main__":
+    main()
