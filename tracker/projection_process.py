@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator
 
@@ -17,6 +19,16 @@ log = logging.getLogger(__name__)
 
 _STOP_GRACE = 10.0
 _MAX_RESTART_DELAY = 30.0
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+"""Loaded before any fork: the child may only make the call, not load a library."""
+
+
+def _stop_with_parent() -> None:
+    """Run in the child before exec: a SIGKILLed `tracker serve` must not leave its child folding on,
+    orphaned (its own session keeps it out of the parent's process group, so nothing else would stop it)."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @contextlib.asynccontextmanager
@@ -38,7 +50,13 @@ async def _keep_running(database_url: str) -> None:
     while True:
         # Its own session: a Ctrl-C at the terminal reaches the parent, which stops the child in order.
         child = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tracker", "project", env=env, start_new_session=True
+            sys.executable,
+            "-m",
+            "tracker",
+            "project",
+            env=env,
+            start_new_session=True,
+            preexec_fn=_stop_with_parent,  # one libc call, no locks taken: safe after fork
         )
         try:
             code = await child.wait()

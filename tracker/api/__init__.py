@@ -6,23 +6,52 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from tracker.api import config_versions, entities, health, issues, operator, quarantine, status, webhook
+from tracker.api import (
+    admin,
+    changes,
+    config_versions,
+    dashboard,
+    entities,
+    health,
+    issues,
+    metrics,
+    openapi,
+    operator,
+    quarantine,
+    status,
+    webhook,
+)
 from tracker.api.auth import bearer_auth
 from tracker.api.guards import refuse_nul, unavailable_is_503
 from tracker.api.keys import TRACKER
+from tracker.api.scopes import token_scopes
 
 if TYPE_CHECKING:
     from tracker.facade import Tracker
 
 
 def create_api(tracker: Tracker) -> web.Application:
-    token = tracker.settings.api_token
+    tokens = token_scopes(tracker.settings)
     # The webhook authenticates by signature (a bearer token there would lock Svix out); /readyz is for
-    # probes that carry no token and tells only whether the read models are fresh.
-    middlewares = [bearer_auth(token, public={webhook.receive, status.readyz})] if token else []
+    # probes that carry no token and tells only whether the read models are fresh; the OpenAPI document
+    # describes shapes, not data, and tools fetch it without one. /metrics needs the token (Prometheus sends it).
+    # The dashboard's page and script hold no data: the script asks for the token and reads /v1 with it.
+    public = {webhook.receive, status.readyz, openapi.openapi, dashboard.page, dashboard.asset}
+    # A token limited to projects reaches only these: each narrows what it serves (tracker/api/scopes.py).
+    scope_aware = {
+        entities.installation, entities.installations, entities.installation_events, entities.connection,
+        entities.connections, entities.destination, entities.destinations, config_versions.config_versions,
+        config_versions.config_diff, operator.resume_read_schedule, operator.enable_destination, issues.issues,
+        health.health, health.integrations, health.integration, changes.changes,
+    }  # fmt: skip
+    middlewares = [bearer_auth(tokens, public=public, scope_aware=scope_aware)] if tokens else []
     middlewares += [unavailable_is_503, refuse_nul]
     api = web.Application(client_max_size=webhook.MAX_BODY, middlewares=middlewares)
     api[TRACKER] = tracker
-    for module in (webhook, entities, config_versions, operator, issues, health, quarantine, status):
+    for module in (webhook, entities, config_versions, operator, issues, health, quarantine, status, metrics, openapi):
         api.add_routes(module.routes)
+    api.add_routes(admin.routes)
+    api.add_routes(changes.routes)
+    api.add_routes(dashboard.routes)
+    changes.setup(api)
     return api

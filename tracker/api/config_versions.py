@@ -11,7 +11,9 @@ from pydantic import TypeAdapter
 from projections.config_versions import CARRIES_CONFIG, Change, ConfigVersion, Versions, diff, record_update
 from tracker.api.keys import TRACKER
 from tracker.api.responses import error_response, json_response
+from tracker.api.scopes import hidden
 from tracker.domain.config import ConfigFetched
+from tracker.store import views
 from tracker.store.event_log import EventLog
 
 routes = web.RouteTableDef()
@@ -59,6 +61,13 @@ async def _history(event_log: EventLog, installation_id: str) -> _History | None
         after = rows[-1]["version"]
 
 
+async def _visible_history(request: web.Request, key: str) -> _History | None:
+    """The history, or None as for an unknown installation when the token may not see it."""
+    if await hidden(request, views.INSTALLATIONS, key):
+        return None
+    return await _history(request.app[TRACKER].event_log, key)
+
+
 @routes.get("/v1/installations/{key}/config-versions/diff")
 async def config_diff(request: web.Request) -> web.Response:
     """`?from=N&to=M`: `to` defaults to the newest version, `from` to the one before `to`."""
@@ -67,7 +76,7 @@ async def config_diff(request: web.Request) -> web.Response:
         chosen = {name: int(request.query[name]) for name in ("from", "to") if name in request.query}
     except ValueError:
         return error_response(400, "from and to must be integer version numbers")
-    history = await _history(request.app[TRACKER].event_log, key)
+    history = await _visible_history(request, key)
     if history is None:
         return error_response(404, f"no installation {key!r}")
     newest = len(history.versions)
@@ -89,7 +98,7 @@ async def config_diff(request: web.Request) -> web.Response:
 async def config_versions(request: web.Request) -> web.Response:
     """Every distinct config the installation has had, oldest first, with its content."""
     key = request.match_info["key"]
-    history = await _history(request.app[TRACKER].event_log, key)
+    history = await _visible_history(request, key)
     if history is None:
         return error_response(404, f"no installation {key!r}")
     items = [

@@ -7,10 +7,13 @@ from aiohttp import web
 from tracker.api.keys import TRACKER
 from tracker.api.paging import MAX_LIMIT, page_query
 from tracker.api.responses import error_response, json_response
+from tracker.api.scopes import hidden, projects_of
 from tracker.store import views
 from tracker.store.views import BadCursorError, BadFilterError, ViewTable
 
 routes = web.RouteTableDef()
+MAX_VERSION = 2**31 - 1
+"""The largest stream version (`events.version` is an integer): a larger `after` is a 400, not a 500."""
 
 
 async def _not_caught_up(request: web.Request) -> web.Response | None:
@@ -34,7 +37,7 @@ async def _one(request: web.Request, table: ViewTable, name: str) -> web.Respons
     if (waited := await _not_caught_up(request)) is not None:
         return waited
     key = request.match_info["key"]
-    doc = await request.app[TRACKER].views.get(table, key)
+    doc = await request.app[TRACKER].views.get(table, key, projects_of(request))
     if doc is None:
         return error_response(404, f"no {name} {key!r}")
     return json_response(doc)
@@ -45,7 +48,7 @@ async def _page(request: web.Request, table: ViewTable) -> web.Response:
         return waited
     query, limit, cursor = page_query(request, table.filters, ignored=("minPosition",))
     try:
-        page = await request.app[TRACKER].views.list(table, query, limit, cursor)
+        page = await request.app[TRACKER].views.list(table, query, limit, cursor, projects_of(request))
     except (BadCursorError, BadFilterError) as exc:
         return error_response(400, str(exc))
     return json_response({"items": page.items, "nextCursor": page.next_cursor})
@@ -69,8 +72,10 @@ async def installation_events(request: web.Request) -> web.Response:
         after, limit = int(request.query.get("after", "0")), int(request.query.get("limit", "100"))
     except ValueError:
         return error_response(400, "after and limit must be integers")
-    if after < 0 or not 1 <= limit <= MAX_LIMIT:
-        return error_response(400, f"after must be >= 0 and limit between 1 and {MAX_LIMIT}")
+    if not 0 <= after <= MAX_VERSION or not 1 <= limit <= MAX_LIMIT:
+        return error_response(400, f"after must be between 0 and {MAX_VERSION} and limit between 1 and {MAX_LIMIT}")
+    if await hidden(request, views.INSTALLATIONS, key):
+        return error_response(404, f"no installation {key!r}")
     events = await request.app[TRACKER].events(key, after, limit + 1)
     if not events and after == 0:
         return error_response(404, f"no installation {key!r}")

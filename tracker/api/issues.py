@@ -8,6 +8,7 @@ from projections.health import SEVERITY
 from tracker.api.keys import TRACKER
 from tracker.api.paging import page_query
 from tracker.api.responses import error_response, json_response
+from tracker.api.scopes import projects_of
 from tracker.store.issues import IssueFilters
 from tracker.store.views import BadCursorError
 
@@ -22,7 +23,8 @@ async def issues(request: web.Request) -> web.Response:
         return error_response(400, "status must be open or resolved")
     if query.get("code", "read_schedule_paused") not in SEVERITY:
         return error_response(400, f"code must be one of {', '.join(SEVERITY)}")
-    filters = IssueFilters(query.get("status"), query.get("code"), query.get("projectId"), query.get("installationId"))
+    filters = IssueFilters(query.get("status"), query.get("code"), query.get("projectId"), query.get("installationId"),
+                           projects=projects_of(request))  # fmt: skip
     try:
         page = await request.app[TRACKER].issue_history(filters, limit, cursor)
     except BadCursorError as exc:

@@ -10,13 +10,18 @@ from aiohttp import web
 from tracker.api.auth import may_change
 from tracker.api.keys import TRACKER
 from tracker.api.responses import error_response, json_response
+from tracker.api.scopes import hidden
 from tracker.ingest.operator import DeletedEntityError, OperatorAction
+from tracker.store import views
 from tracker.store.event_log import Appended
+from tracker.store.views import ViewTable
 
 routes = web.RouteTableDef()
 
 
-async def _act(request: web.Request, act: Callable[[str, OperatorAction], Awaitable[Appended]]) -> web.Response:
+async def _act(
+    request: web.Request, act: Callable[[str, OperatorAction], Awaitable[Appended]], table: ViewTable, kind: str
+) -> web.Response:
     if not may_change(request):
         return error_response(403, "operator actions need TRACKER_API_TOKEN, or a loopback client")
     body = await request.read()
@@ -27,8 +32,11 @@ async def _act(request: web.Request, act: Callable[[str, OperatorAction], Awaita
     if not isinstance(given, dict) or any(not isinstance(given.get(k, ""), str) for k in ("by", "note")):
         return error_response(400, "body must be a JSON object whose `by` and `note` are strings")
     action = OperatorAction(by=given.get("by") or "operator", note=given.get("note") or None)
+    key = request.match_info["key"]
+    if await hidden(request, table, key):
+        return error_response(404, f"no {kind} {key!r}")
     try:
-        appended = await act(request.match_info["key"], action)
+        appended = await act(key, action)
     except LookupError as exc:
         return error_response(404, str(exc))
     except DeletedEntityError as exc:
@@ -39,9 +47,9 @@ async def _act(request: web.Request, act: Callable[[str, OperatorAction], Awaita
 
 @routes.post("/v1/installations/{key}/read-schedule/resume")
 async def resume_read_schedule(request: web.Request) -> web.Response:
-    return await _act(request, request.app[TRACKER].resume_read_schedule)
+    return await _act(request, request.app[TRACKER].resume_read_schedule, views.INSTALLATIONS, "installation")
 
 
 @routes.post("/v1/destinations/{key}/enable")
 async def enable_destination(request: web.Request) -> web.Response:
-    return await _act(request, request.app[TRACKER].enable_destination)
+    return await _act(request, request.app[TRACKER].enable_destination, views.DESTINATIONS, "destination")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +21,8 @@ class IssueFilters:
     project_id: str | None = None
     installation_id: str | None = None
     """The installation's own issues and those of its current connection and of its destinations."""
+    projects: Collection[str] | None = None
+    """Only issues of these projects (a token limited to them); None: every project."""
 
 
 _OF_INSTALLATION = (
@@ -66,6 +69,8 @@ class Issues:
         for column, value in (("status", filters.status), ("code", filters.code), ("project_id", filters.project_id)):
             if value is not None:
                 conditions.append(f"{column} = {param(value)}")
+        if filters.projects is not None:
+            conditions.append(f"project_id = ANY({param(list(filters.projects))}::text[])")
         if filters.installation_id is not None:
             conditions.append(_OF_INSTALLATION.format(p=param(filters.installation_id)))
         if cursor is not None:
@@ -88,10 +93,11 @@ class Issues:
         cursor_out = _encode(last["changed_at"], last["entity"], last["entity_id"], last["code"]) if last else None
         return Page(items, cursor_out)
 
-    async def open_by_code(self, project_id: str | None) -> dict[str, int]:
+    async def open_by_code(self, project_id: str | None, projects: Collection[str] | None = None) -> dict[str, int]:
         rows = await self._pool.fetch(
             "SELECT code, count(*) AS n FROM issues WHERE status = 'open' AND ($1::text IS NULL OR project_id = $1)"
-            " GROUP BY code ORDER BY code",
+            " AND ($2::text[] IS NULL OR project_id = ANY($2)) GROUP BY code ORDER BY code",
             project_id,
+            None if projects is None else list(projects),
         )
         return {row["code"]: row["n"] for row in rows}

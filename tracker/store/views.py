@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,7 +88,11 @@ CONNECTIONS = ViewTable(
 DESTINATIONS = ViewTable(
     "destination_view",
     "destination_id",
-    {"projectId": Filter("project_id"), "disabled": Filter("disabled", {"true": True, "false": False})},
+    {
+        "projectId": Filter("project_id"),
+        "destinationName": Filter("destination_name"),
+        "disabled": Filter("disabled", {"true": True, "false": False}),
+    },
 )
 
 
@@ -123,16 +127,34 @@ class Views:
     def _select(self, view: ViewTable) -> str:
         return f"SELECT v.{view.key_column} AS key, v.doc {view.joins or f'FROM {view.table} v'}"
 
-    async def get(self, view: ViewTable, key: str) -> dict[str, Any] | None:
-        row = await self._pool.fetchrow(f"{self._select(view)} WHERE v.{view.key_column} = $1", key)
+    async def get(self, view: ViewTable, key: str, projects: Collection[str] | None = None) -> dict[str, Any] | None:
+        """The entity's document; None when unknown or, given `projects`, of no project among them."""
+        args: list[Any] = [key]
+        where = f"WHERE v.{view.key_column} = $1"
+        if projects is not None:
+            where += " AND v.project_id = ANY($2::text[])"
+            args.append(list(projects))
+        row = await self._pool.fetchrow(f"{self._select(view)} {where}", *args)
         return None if row is None else view.serve(row)
 
-    async def list(self, view: ViewTable, filters: dict[str, str], limit: int, cursor: str | None) -> Page:
-        """A page in key order; `filters` keys must be among `view.filters` (the API checks).
+    async def list(
+        self,
+        view: ViewTable,
+        filters: dict[str, str],
+        limit: int,
+        cursor: str | None,
+        projects: Collection[str] | None = None,
+    ) -> Page:
+        """A page in key order; `filters` keys must be among `view.filters` (the API checks); given
+        `projects`, only entities of those projects.
 
         Raises BadFilterError for a value a filter does not take, BadCursorError for a foreign cursor.
         """
-        conditions, args = [], []
+        conditions: list[str] = []
+        args: list[Any] = []
+        if projects is not None:
+            args.append(list(projects))
+            conditions.append("v.project_id = ANY($1::text[])")
         for name, given in filters.items():
             spec = view.filters[name]
             args.append(spec.sql_value(name, given))
