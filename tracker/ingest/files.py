@@ -29,23 +29,33 @@ class FileImporter:
         self._pipeline = pipeline
 
     async def run(self, path: Path, progress: Callable[[int], object] = lambda _: None) -> ImportReport:
-        """Import every line; `progress` hears the bytes done after each chunk."""
+        """Import every line; `progress` hears the bytes done after each chunk.
+
+        Two chunks are in flight: one is parsed while the one before it commits. Memory holds those two
+        and a digest per distinct line (for the occurrence count), not the lines read before.
+        """
         report = ImportReport()
         seen: Counter[bytes] = Counter()
+        committing: asyncio.Future[list[None]] | None = None
         with path.open("rb") as file:  # opening is instant; the reads run in a thread
             while lines := await asyncio.to_thread(file.readlines, _CHUNK_BYTES):
                 work = [self._one(line.rstrip(b"\r\n"), seen, report) for line in lines if line.strip()]
-                await asyncio.gather(*work)
+                chunk = asyncio.gather(*work)
+                if committing is not None:
+                    await committing
+                committing = chunk
                 progress(sum(len(line) for line in lines))
+        if committing is not None:
+            await committing
         return report
 
     async def _one(self, raw: bytes, seen: Counter[bytes], report: ImportReport) -> None:
         report.lines += 1
-        digest = hashlib.sha256(raw).hexdigest()
-        occurrence = seen[raw]
-        seen[raw] += 1
+        digest = hashlib.sha256(raw).digest()
+        occurrence = seen[digest]
+        seen[digest] += 1
         # Importing a file again appends nothing; equal lines inside one file are distinct notifications.
-        delivery = Delivery(source="import", raw=raw, delivery_id=f"line:{digest}:{occurrence}")
+        delivery = Delivery(source="import", raw=raw, delivery_id=f"line:{digest.hex()}:{occurrence}")
         try:
             appended = await self._pipeline.ingest(parse_record, delivery, wait_for_room=True)
         except REFUSED:
