@@ -38,6 +38,7 @@ from tracker.metrics import Metrics
 from tracker.settings import Settings
 from tracker.store import views as view_tables
 from tracker.store.changes import Change, ChangeFeed
+from tracker.store.checkpoint_watch import CheckpointWatch
 from tracker.store.database import Pool, create_pool
 from tracker.store.dead_letters import DeadLetter, DeadLetters
 from tracker.store.embedded import start_embedded_postgres
@@ -120,6 +121,7 @@ class Tracker:
         verifier = SignatureVerifier(settings.webhook_secrets) if settings.webhook_secrets else None
         self.webhook = WebhookReceiver(self._pipeline, verifier, unsigned_from_anywhere=settings.insecure_no_verify)
         self.dead_letters = DeadLetters(self.pool)
+        self._checkpoint_watch = CheckpointWatch(self._reached)
         batch_size = settings.projection_batch_size
         self.runners = [ProjectionRunner(self.pool, model, batch_size) for model in self.read_models]
         self.config_fetches = ConfigFetchWorker(
@@ -332,14 +334,11 @@ class Tracker:
     async def wait_for_position(self, position: int, max_wait: float) -> int:
         """Wait until every read model has folded the log up to `position` (read your writes), at most
         `max_wait` seconds; return the position they have all reached."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max_wait
-        while True:
-            checkpoints = await self.views.checkpoints()
-            reached = min(checkpoints.get(runner.model.name, 0) for runner in self.runners)
-            if reached >= position or loop.time() >= deadline:
-                return reached
-            await asyncio.sleep(0.01)
+        return await self._checkpoint_watch.wait_for(position, max_wait)
+
+    async def _reached(self) -> int:
+        checkpoints = await self.views.checkpoints()
+        return min(checkpoints.get(runner.model.name, 0) for runner in self.runners)
 
     async def catch_up(self) -> None:
         """Fold every read model up to the head of the log now."""
