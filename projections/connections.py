@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import TypeAdapter
 
+from projections.frozen import copy_with, replace
 from projections.health import Health, Reason, health_of
-from projections.issues import Issue, track
+from projections.issues import Issue, reports, track
 from projections.read_model import CAMEL_CASE, ReadModel, identity
 from tracker.store.event_log import Recorded
 
@@ -24,7 +25,7 @@ _RESTORING = frozenset({"connection.created", "connection.refreshed", "connectio
 TYPES = _RESTORING | {"connection.error", "connection.deleted"}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: `replace` copies its __dict__
 class ConnectionView:
     __pydantic_config__ = CAMEL_CASE
     connection_id: str
@@ -48,12 +49,24 @@ class ConnectionView:
 
 def evolve(view: ConnectionView | None, event: Recorded) -> ConnectionView | None:
     """Return the view after `event`; the same object when the event changes nothing."""
-    after = _status(view, event)
-    if after is view or after is None:
+    if event.type not in TYPES or (view is not None and event.version <= view.version):
+        return view
+    if view is None:
+        view = replace(_BLANK, connection_id=event.data["connectionId"], first_seen_at=event.received_at)
+    changes = _status(view, event)
+    stamp = {"version": event.version, "position": event.position, "updated_at": event.received_at}
+    after = copy_with(view, {**stamp, **identity(event.data, IDENTITY), **changes})
+    same_status = all(value == getattr(view, name) for name, value in changes.items())
+    if same_status and not reports(event.type, (reason.code for reason in view.health.reasons)):
+        # Say a refresh of an active connection: the reasons stand, so health and issues do (see installations).
         return after
     reasons = _reasons(after)
     issues = track(after.issues, {r.code: r.message for r in reasons}, event.type, event.received_at, event.position)
     return replace(after, health=health_of(reasons), issues=issues)
+
+
+_BLANK = ConnectionView("", version=0, position=0, first_seen_at=datetime.min, updated_at=datetime.min)
+"""What is known before a connection's first event: its first view is a copy (cheaper than `__init__`)."""
 
 
 def _reasons(view: ConnectionView) -> tuple[Reason, ...]:
@@ -68,30 +81,17 @@ def _reasons(view: ConnectionView) -> tuple[Reason, ...]:
     return ()
 
 
-def _status(view: ConnectionView | None, event: Recorded) -> ConnectionView | None:
-    if event.type not in TYPES or (view is not None and event.version <= view.version):
-        return view
-    names = identity(event.data, IDENTITY)
-    if view is None:
-        view = ConnectionView(
-            connection_id=event.data["connectionId"],
-            version=event.version,
-            position=event.position,
-            first_seen_at=event.received_at,
-            updated_at=event.received_at,
-            **names,
-        )
-    else:
-        view = replace(view, version=event.version, position=event.position, updated_at=event.received_at, **names)
+def _status(view: ConnectionView, event: Recorded) -> dict[str, Any]:
+    """The fields the event changes besides the version and the identity: those `_reasons` reads."""
     if view.status == "deleted":
-        return view  # deletion is final: a late `created` or `error` does not bring it back
+        return {}  # deletion is final: a late `created` or `error` does not bring it back
     if event.type == "connection.deleted":
-        return replace(view, status="deleted", errors=(), error_since=None, deleted_at=event.received_at)
+        return {"status": "deleted", "errors": (), "error_since": None, "deleted_at": event.received_at}
     if event.type == "connection.error":
         errors = event.data.get("errors") or event.data.get("error") or []
         since = view.error_since if view.status == "error" else event.received_at
-        return replace(view, status="error", errors=tuple(str(e) for e in errors), error_since=since)
-    return replace(view, status="active", errors=(), error_since=None)
+        return {"status": "error", "errors": tuple(str(e) for e in errors), "error_since": since}
+    return {"status": "active", "errors": (), "error_since": None}
 
 
 def _row(view: ConnectionView) -> tuple[Any, ...]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import TypeAdapter
 
+from projections.frozen import replace
 from projections.health import Health, Reason, health_of
 from projections.issues import Issue, track
 from projections.read_model import CAMEL_CASE, ReadModel
@@ -17,7 +18,7 @@ from tracker.store.event_log import Recorded
 TYPES = frozenset({"destination.webhook.disabled", DestinationEnabled.NOTIFICATION_TYPE})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: `replace` copies its __dict__
 class DestinationView:
     __pydantic_config__ = CAMEL_CASE
     destination_id: str

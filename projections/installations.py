@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import orjson
@@ -11,8 +12,9 @@ from pydantic import TypeAdapter
 from pydantic.alias_generators import to_snake
 
 from projections.config_versions import ConfigVersion, record, record_update
+from projections.frozen import copy_with, replace
 from projections.health import Health, Reason, health_of
-from projections.issues import Issue, track
+from projections.issues import Issue, reports, track
 from projections.read_model import CAMEL_CASE, ReadModel, identity
 from tracker.domain.config import ConfigFetched, ConfigUnavailable, without_query
 from tracker.domain.installation import IDENTITY_FIELDS
@@ -44,7 +46,7 @@ class TriggeredRead:
     received_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: `replace` copies its __dict__
 class Writes:
     __pydantic_config__ = CAMEL_CASE
     operations: int = 0
@@ -58,7 +60,7 @@ class Writes:
     """The first failed write since the last successful one."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: `replace` copies its __dict__
 class ObjectState:
     __pydantic_config__ = CAMEL_CASE
     backfill_done: bool = False
@@ -106,7 +108,7 @@ class ConfigFetchFailure:
     at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: `replace` copies its __dict__
 class InstallationView:
     __pydantic_config__ = CAMEL_CASE
     installation_id: str
@@ -146,8 +148,8 @@ class InstallationView:
 
 
 Changes = dict[str, Any]
-"""The fields an event changes: `evolve` applies them in one `replace`, the costly step of a fold (a second
-one only when health or issues change)."""
+"""The fields an event changes: `evolve` applies them in one copy of the view (a second one only when health
+or issues change)."""
 
 
 def evolve(view: InstallationView | None, event: Recorded) -> InstallationView | None:
@@ -156,44 +158,80 @@ def evolve(view: InstallationView | None, event: Recorded) -> InstallationView |
     if changes_of is None or (view is not None and event.version <= view.version):
         return view
     if view is None:
-        at = event.received_at
-        view = InstallationView(event.data["installationId"], version=0, position=0, first_seen_at=at, updated_at=at)
+        view = replace(_BLANK, installation_id=event.data["installationId"], first_seen_at=event.received_at)
     changes = changes_of(view, event)
-    view = replace(
-        view,
-        version=event.version,
-        position=event.position,
-        updated_at=event.received_at,
-        **identity(event.data, IDENTITY),
-        **changes,
-    )
-    reasons = () if view.deleted else _reasons(view)
+    stamp = {"version": event.version, "position": event.position, "updated_at": event.received_at}
+    after = copy_with(view, {**stamp, **_identity(view, event.data), **changes})
+    if _same_reasons(view, changes) and not reports(event.type, (reason.code for reason in view.health.reasons)):
+        # Most events: the reasons stand, so health does, and so do the issues, which `track` made open
+        # for these reasons when they arose; only an event that reports one of them again counts.
+        return after
+    reasons = () if after.deleted else _reasons(after)
     health = health_of(reasons)
-    issues = track(view.issues, {r.code: r.message for r in reasons}, event.type, event.received_at, event.position)
-    if health == view.health and issues is view.issues:
-        return view  # most events leave both: spare the second copy of the view
-    return replace(view, health=health, issues=issues)
+    issues = track(after.issues, {r.code: r.message for r in reasons}, event.type, event.received_at, event.position)
+    if health == after.health and issues is after.issues:
+        return after  # a reason reworded, say: spare the second copy of the view
+    return replace(after, health=health, issues=issues)
+
+
+def _identity(view: InstallationView, data: dict[str, Any]) -> dict[str, Any]:
+    """The identity fields the event sets: none when it repeats the view's, as nearly every event does."""
+    try:
+        repeated = _IDENTITY_KEYS(data) == _IDENTITY_FIELDS(view)
+    except KeyError:  # the data lacks one of them: not a repeat
+        repeated = False
+    return {} if repeated else identity(data, IDENTITY)
+
+
+_IDENTITY_KEYS = itemgetter(*(key for _, key in IDENTITY))
+_IDENTITY_FIELDS = attrgetter(*(name for name, _ in IDENTITY))
+
+_BLANK = InstallationView("", version=0, position=0, first_seen_at=datetime.min, updated_at=datetime.min)
+"""What is known before an installation's first event: its first view is a copy (cheaper than `__init__`)."""
+
+_RULE_FIELDS = frozenset(
+    ("deleted", "read_schedule", "last_subscribe_error", "config_missing_since", "config_fetch_failure", "config_url")
+)
+"""The fields `_reasons` reads, besides what `_failures` takes from each object."""
+
+
+def _same_reasons(view: InstallationView, changes: Changes) -> bool:
+    """Whether the view after `changes` has the reasons of `view`, told cheaply: nothing `_reasons` reads
+    has changed.
+
+    Strict rather than exact: a failing object written again has its reason worked out anew, though it
+    may read the same.
+    """
+    for name in changes.keys() & _RULE_FIELDS:
+        if changes[name] != getattr(view, name):
+            return False
+    objects: dict[str, ObjectState] | None = changes.get("objects")
+    if objects is None:
+        return True
+    if objects.keys() != view.objects.keys():
+        return False
+    for name, state in objects.items():
+        before = view.objects[name]
+        if state is not before and _failures(state) != _failures(before):
+            return False
+    return True
 
 
 def _reasons(view: InstallationView) -> tuple[Reason, ...]:
     """The installation's own reasons (see the rules table in the README)."""
     reasons = []
     # By name: a view read back from jsonb has its objects in jsonb's key order, not in order of arrival.
-    objects = sorted(view.objects.items())
+    failures = {name: _failures(state) for name, state in sorted(view.objects.items())}
     schedule = view.read_schedule
     if schedule.paused and schedule.paused_at is not None:
         message = f"read schedule paused: {schedule.error}" if schedule.error else "read schedule paused"
         reasons.append(Reason("read_schedule_paused", message, schedule.paused_at))
-    failed_reads = {
-        name: state.last_triggered_read
-        for name, state in objects
-        if state.last_triggered_read is not None and state.last_triggered_read.status == "error"
-    }
+    failed_reads = {name: read for name, (read, _) in failures.items() if read is not None}
     if failed_reads:
         message = "triggered read failed: " + "; ".join(f"{name}: {read.error}" for name, read in failed_reads.items())
         since = min(read.received_at for read in failed_reads.values())
         reasons.append(Reason("triggered_read_failed", message, since, objects=tuple(failed_reads)))
-    failed_writes = {name: state.writes for name, state in objects if state.writes.failing_since}
+    failed_writes = {name: writes for name, (_, writes) in failures.items() if writes is not None}
     if failed_writes:
         message = "async write failed: " + "; ".join(
             f"{name}: {'; '.join(writes.last_errors[-3:]) or 'no error given'}"
@@ -214,6 +252,13 @@ def _reasons(view: InstallationView) -> tuple[Reason, ...]:
     return tuple(reasons)
 
 
+def _failures(state: ObjectState) -> tuple[TriggeredRead | None, Writes | None]:
+    """What the rules read of an object: its last triggered read if it failed, its writes while they fail."""
+    read = state.last_triggered_read
+    failed_read = read if read is not None and read.status == "error" else None
+    return failed_read, state.writes if state.writes.failing_since is not None else None
+
+
 def _backfill(objects: dict[str, ObjectState]) -> Backfill:
     progress = tuple(
         ObjectBackfill(name, "done", state.backfill_done_at)
@@ -229,7 +274,7 @@ def _created(view: InstallationView, event: Recorded) -> Changes:
     """A late `installation.created` must not put back the config a later update replaced; its content
     is a version all the same, as the config-versions route counts it, so that numbers agree."""
     if view.config is None:
-        return _config(view, event)
+        return _config(view, event.data, event.received_at)
     config = event.data.get("config")
     if not isinstance(config, dict) or not config:
         return {}
@@ -237,8 +282,7 @@ def _created(view: InstallationView, event: Recorded) -> Changes:
     return {"config_versions": versions}
 
 
-def _config(view: InstallationView, event: Recorded) -> Changes:
-    data = event.data
+def _config(view: InstallationView, data: dict[str, Any], at: datetime) -> Changes:
     changes: Changes = {}
     url = data.get("configURL")
     if isinstance(url, str):
@@ -247,22 +291,23 @@ def _config(view: InstallationView, event: Recorded) -> Changes:
     has_content = isinstance(config, dict) and bool(config)
     if has_content and config == view.config and (not last or last == view.config):
         return changes | {"config_missing_since": None}  # the same content again: no need to hash it
-    versions, version = record_update(view.config_versions, view.config, data, event.received_at)
+    versions, version = record_update(view.config_versions, view.config, data, at)
     changes["config_versions"] = versions
     if not has_content or version is None:
         if isinstance(url, str):  # known only by URL: the config stays what it was until fetched
-            changes["config_missing_since"] = view.config_missing_since or event.received_at
+            changes["config_missing_since"] = view.config_missing_since or at
         return changes
     assert isinstance(config, dict)
-    objects = _read_objects(view, config, event.received_at)
-    return changes | {
+    changes |= {
         "config": config,
         "config_version": version,
         "config_missing_since": None,
         "destinations": _destinations(config),
-        "objects": objects,
-        "backfill": _backfill(objects),
     }
+    objects = _read_objects(view, config, at)
+    if objects is not view.objects:  # a config that reads other objects: their backfills change too
+        changes |= {"objects": objects, "backfill": _backfill(objects)}
+    return changes
 
 
 def _destinations(config: dict[str, Any]) -> tuple[str, ...]:
@@ -286,43 +331,52 @@ def _read_objects(view: InstallationView, config: dict[str, Any], at: datetime) 
     """Mark the objects the new config reads; one an update adds must backfill again, so starts pending.
 
     The first config known keeps backfills already reported: deliveries are reordered, and a
-    `read.backfill.done` may come before the `installation.created` that lists its object.
+    `read.backfill.done` may come before the `installation.created` that lists its object. Returns
+    `view.objects` itself when the config reads the objects already read.
     """
     reads = _objects_of(config, "read")
-    objects = dict(view.objects)
-    for name, state in view.objects.items():
-        if state.read_since is not None and name not in reads:
-            objects[name] = replace(state, read_since=None)
+    changed = {
+        name: replace(state, read_since=None)
+        for name, state in view.objects.items()
+        if state.read_since is not None and name not in reads
+    }
+    first_read = ObjectState(read_since=at)  # of the objects no event has named yet: one state serves them all
     for name in reads:
-        state = objects.get(name, ObjectState())
-        if state.read_since is not None:
+        state = view.objects.get(name)
+        if state is None:
+            changed[name] = first_read
+        elif state.read_since is not None:
             continue
-        if view.config is None:
-            objects[name] = replace(state, read_since=at)
+        elif view.config is None:
+            changed[name] = replace(state, read_since=at)
         else:
-            objects[name] = replace(state, read_since=at, backfill_done=False, backfill_done_at=None)
-    return objects
+            changed[name] = replace(state, read_since=at, backfill_done=False, backfill_done_at=None)
+    return {**view.objects, **changed} if changed else view.objects
 
 
 def _updated(view: InstallationView, event: Recorded) -> Changes:
     """An update also answers an earlier subscribe error: the installation was reconfigured since."""
-    return _config(view, event) | {"last_subscribe_error": None}
+    return _config(view, event.data, event.received_at) | {"last_subscribe_error": None}
 
 
 def _deleted(view: InstallationView, event: Recorded) -> Changes:
-    return _config(view, event) | {"deleted": True}
+    return _config(view, event.data, event.received_at) | {"deleted": True}
 
 
 def _schedule_paused(view: InstallationView, event: Recorded) -> Changes:
     earlier = view.read_schedule
     since = earlier.paused_at if earlier.paused else event.received_at
     paused = ReadSchedule(paused=True, error=event.data.get("error"), paused_at=since)
-    return _config(view, event) | {"read_schedule": paused}
+    return _config(view, event.data, event.received_at) | {"read_schedule": paused}
+
+
+_UNSEEN = ObjectState()
+"""The state of an object no event has named yet."""
 
 
 def _object(view: InstallationView, event: Recorded) -> tuple[str, ObjectState]:
     name: str = event.data["objectName"]
-    return name, view.objects.get(name, ObjectState())
+    return name, view.objects.get(name, _UNSEEN)
 
 
 def _objects(view: InstallationView, name: str, state: ObjectState) -> Changes:
@@ -378,7 +432,8 @@ def _write_done(view: InstallationView, event: Recorded) -> Changes:
     errors = [str(error) for error in event.data.get("errors") or []]
     writes = state.writes
     failing_since = None if success else writes.failing_since or event.received_at
-    writes = Writes(
+    writes = replace(
+        writes,
         operations=writes.operations + 1,
         failed_operations=writes.failed_operations + (not success),
         successful_records=writes.successful_records + len(event.data.get("successfulRecordIds") or []),
@@ -412,7 +467,7 @@ def _config_fetched(view: InstallationView, event: Recorded) -> Changes:
         versions, _ = record_update(view.config_versions, view.config, {"lastConfig": content}, event.received_at)
         return {"config_versions": versions}
     if event.data.get("url") == view.config_url and view.config_missing_since is not None:
-        return _config(view, replace(event, data={"config": content}))  # no configURL: the URL stays
+        return _config(view, {"config": content}, event.received_at)  # no configURL: the URL stays
     versions, _ = record(view.config_versions, content, event.received_at)  # a URL since replaced: history only
     return {"config_versions": versions}
 

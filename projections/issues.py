@@ -5,6 +5,7 @@ Pure: a read model calls `track` after each event with the reasons its entity ha
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -44,6 +45,18 @@ class Issue:
     def changed_at(self) -> datetime:
         """When it was last opened, reported or resolved: what "newest first" means for issues."""
         return self.resolved_at or self.last_seen
+
+
+_REPORTS: dict[str, frozenset[str]] = {
+    event_type: frozenset(code for code, types in REPORTED_BY.items() if event_type in types)
+    for event_type in frozenset().union(*REPORTED_BY.values())
+}
+"""`REPORTED_BY` the other way round: the problems a notification type reports."""
+
+
+def reports(event_type: str, codes: Iterable[str]) -> bool:
+    """Whether a notification of `event_type` is an occurrence of one of the problems `codes`."""
+    return not _REPORTS.get(event_type, frozenset()).isdisjoint(codes)
 
 
 def track(
