@@ -48,10 +48,9 @@ def create_api(tracker: Tracker) -> web.Application:
     middlewares += [unavailable_is_503, refuse_nul]
     api = web.Application(client_max_size=webhook.MAX_BODY, middlewares=middlewares)
     api[TRACKER] = tracker
-    for module in (webhook, entities, config_versions, operator, issues, health, quarantine, status, metrics, openapi):
+    routed = (webhook, entities, config_versions, operator, issues, health, quarantine, status, metrics, openapi, admin,
+              changes, dashboard)  # fmt: skip
+    for module in routed:
         api.add_routes(module.routes)
-    api.add_routes(admin.routes)
-    api.add_routes(changes.routes)
-    api.add_routes(dashboard.routes)
     changes.setup(api)
     return api

@@ -9,8 +9,8 @@ from tracker.api.auth import may_change
 from tracker.api.keys import TRACKER
 from tracker.api.paging import page_query
 from tracker.api.responses import error_response, json_response
+from tracker.api.row_ids import row_id
 from tracker.store.dead_letters import STATUSES, DeadLetter, DeadLetterSettledError
-from tracker.store.quarantine import MAX_ID
 from tracker.store.views import BadCursorError
 
 routes = web.RouteTableDef()
@@ -47,7 +47,7 @@ async def dead_letters(request: web.Request) -> web.Response:
 
 @routes.get("/v1/admin/dead-letters/{id}")
 async def dead_letter(request: web.Request) -> web.Response:
-    letter_id = _letter_id(request)
+    letter_id = row_id(request, "id")
     letter = None if letter_id is None else await request.app[TRACKER].dead_letter(letter_id)
     if letter is None:
         return _not_found(request)
@@ -69,7 +69,7 @@ async def skip(request: web.Request) -> web.Response:
 async def _act(request: web.Request, action: str) -> web.Response:
     if not may_change(request):
         return error_response(403, f"{action} needs TRACKER_API_TOKEN, or a loopback client")
-    letter_id = _letter_id(request)
+    letter_id = row_id(request, "id")
     if letter_id is None:
         return _not_found(request)
     tracker = request.app[TRACKER]
@@ -82,13 +82,6 @@ async def _act(request: web.Request, action: str) -> web.Response:
     except DeadLetterSettledError as exc:
         return error_response(409, str(exc), deadLetterStatus=exc.letter.status)
     return json_response(letter.to_json(), status=202)
-
-
-def _letter_id(request: web.Request) -> int | None:
-    given = request.match_info["id"]
-    if given.isascii() and given.isdigit() and 0 < int(given) <= MAX_ID:
-        return int(given)
-    return None
 
 
 def _not_found(request: web.Request) -> web.Response:

@@ -15,9 +15,10 @@ from tracker.api.auth import may_change
 from tracker.api.keys import TRACKER
 from tracker.api.paging import page_query
 from tracker.api.responses import appended_doc, error_response, json_response
+from tracker.api.row_ids import row_id
 from tracker.ingest.parsing import SchemaError
 from tracker.ingest.pipeline import REFUSED
-from tracker.store.quarantine import MAX_ID, Quarantined, QuarantineResolvedError
+from tracker.store.quarantine import Quarantined, QuarantineResolvedError
 from tracker.store.views import BadCursorError, BadFilterError
 
 routes = web.RouteTableDef()
@@ -47,13 +48,6 @@ def quarantined_doc(kept: Quarantined) -> dict[str, Any]:
     return doc
 
 
-def _quarantine_id(request: web.Request) -> int | None:
-    given = request.match_info["key"]
-    if given.isascii() and given.isdigit() and 0 < int(given) <= MAX_ID:
-        return int(given)
-    return None
-
-
 def _not_found(request: web.Request) -> web.Response:
     return error_response(404, f"no quarantined delivery {request.match_info['key']!r}")
 
@@ -77,7 +71,7 @@ async def quarantine(request: web.Request) -> web.Response:
 
 @routes.get("/v1/quarantine/{key}")
 async def quarantined(request: web.Request) -> web.Response:
-    quarantine_id = _quarantine_id(request)
+    quarantine_id = row_id(request, "key")
     kept = None if quarantine_id is None else await request.app[TRACKER].quarantined_delivery(quarantine_id)
     if kept is None:
         return _not_found(request)
@@ -89,7 +83,7 @@ async def replay(request: web.Request) -> web.Response:
     """Ingest the kept delivery again; 422 if it is still refused (the row stays pending, with the error)."""
     if not may_change(request):
         return error_response(403, "replaying needs TRACKER_API_TOKEN, or a loopback client")
-    quarantine_id = _quarantine_id(request)
+    quarantine_id = row_id(request, "key")
     if quarantine_id is None:
         return _not_found(request)
     try:
@@ -110,7 +104,7 @@ async def discard(request: web.Request) -> web.Response:
     """Mark the kept delivery discarded; a note saying why is required, `{"note": "..."}` or `?note=`."""
     if not may_change(request):
         return error_response(403, "discarding needs TRACKER_API_TOKEN, or a loopback client")
-    quarantine_id = _quarantine_id(request)
+    quarantine_id = row_id(request, "key")
     if quarantine_id is None:
         return _not_found(request)
     body = await request.read()

@@ -1,0 +1,15 @@
+"""The id in a route's path of a row the database numbers (a quarantined delivery, a dead letter)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from tracker.store.quarantine import MAX_ID
+
+
+def row_id(request: web.Request, name: str) -> int | None:
+    """The path parameter `name` as a row id; None when it cannot name a row (the caller answers 404)."""
+    given = request.match_info[name]
+    if given.isascii() and given.isdigit() and 0 < int(given) <= MAX_ID:
+        return int(given)
+    return None
