@@ -5,6 +5,7 @@ Each run creates a throwaway database, migrated once; each test starts from empt
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -42,9 +43,10 @@ async def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return await start_embedded_postgres(tmp_path_factory.mktemp("embedded-postgres"))
 
 
-@pytest.fixture(scope="session")
-async def database_url(server_url: str) -> AsyncIterator[str]:
-    name = f"tracker_test_{secrets.token_hex(4)}"
+@contextlib.asynccontextmanager
+async def throwaway_database(server_url: str, prefix: str) -> AsyncIterator[str]:
+    """A new database on the server, dropped after the block (its sessions too)."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(server_url)
     await admin.execute(f"CREATE DATABASE {name}")
     try:
@@ -52,6 +54,12 @@ async def database_url(server_url: str) -> AsyncIterator[str]:
     finally:
         await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
         await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def database_url(server_url: str) -> AsyncIterator[str]:
+    async with throwaway_database(server_url, "tracker_test") as url:
+        yield url
 
 
 @pytest.fixture

@@ -10,14 +10,13 @@ import sys
 from collections.abc import AsyncIterator
 
 import aiohttp
-import asyncpg
 import orjson
 import pytest
 
 from tracker.log_format import MASK, Redacting, TextFormatter, json_formatter, log_to_stderr, secrets_of
 from tracker.settings import Settings
 
-from .conftest import SECRET, with_database
+from .conftest import SECRET, throwaway_database
 from .notifications import Signer, config, installation_event, new_id, notification
 from .test_cli import environment, free_port
 
@@ -69,14 +68,8 @@ def test_every_secret_the_settings_hold_is_masked_in_a_line() -> None:
 async def own_database(server_url: str) -> AsyncIterator[str]:
     """A database of the test's own: in the session's, heartbeats of earlier tests' runners make `/readyz` pass
     before this server's child has led anything (and so logged it)."""
-    name = f"tracker_logs_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(server_url)
-    await admin.execute(f"CREATE DATABASE {name}")
-    try:
-        yield with_database(server_url, name)
-    finally:
-        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
-        await admin.close()
+    async with throwaway_database(server_url, "tracker_logs") as url:
+        yield url
 
 
 async def test_a_served_story_logs_json_lines_with_no_token_or_secret_in_any(own_database: str) -> None:
