@@ -10,7 +10,6 @@ its entity waits behind it, the others go on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Generic
 
@@ -20,6 +19,7 @@ from projections.view_store import ViewStore
 from tracker.store import dead_letters
 from tracker.store.database import Connection, Pool
 from tracker.store.event_log import Recorded
+from tracker.wake import woken
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +126,7 @@ class ProjectionRunner(Generic[View]):
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF)
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), poll_interval)
+            await woken(wake, poll_interval)
             await asyncio.sleep(max(0.0, started + min_interval - loop.time()))
 
     async def _beat(self) -> None:

@@ -13,7 +13,6 @@ Logs name a URL by scheme, host and path only: a pre-signed URL's query carries 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ from tracker.store.database import Connection, Pool
 from tracker.store.errors import EventRefusedError
 from tracker.store.event_log import NewEvent
 from tracker.store.group_commit import GroupCommit
+from tracker.wake import woken
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +145,7 @@ class ConfigFetchWorker:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _MAX_RUN_BACKOFF)
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), poll_interval)
+            await woken(wake, poll_interval)
 
     async def scan_batch(self) -> tuple[int, int]:
         """Queue the config URLs of the next page of the log; return the events it held and the jobs added."""

@@ -40,6 +40,7 @@ from tracker.store.errors import StoreUnavailableError
 from tracker.store.event_log import Appended, NewEvent
 from tracker.store.quarantine import Refused
 from tracker.store.shard_leases import LeaseLostError, ListedShard, ShardLease, ShardLeases
+from tracker.wake import woken
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +158,7 @@ class StreamConsumer:
                 log.warning("Kinesis stream %s: lease round failed (%s); retrying", self.stream, _describe(exc))
             except Exception:  # a bug must not end the consumer: the next round may well succeed
                 log.exception("Kinesis stream %s: lease round failed; retrying", self.stream)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.lease_seconds / 3)
+            await woken(self._wake, self.lease_seconds / 3)
 
     async def _round(self) -> None:
         await self._reap()

@@ -19,6 +19,7 @@ from tracker.store.database import Connection, Pool
 from tracker.store.errors import UNAVAILABLE_ERRORS
 from tracker.store.listener import listen_for_appends
 from tracker.store.views import ViewTable
+from tracker.wake import woken
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,6 @@ class ChangeFeed:
                         return
                 after = page.last_seq
                 if not page.more:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), self._poll_interval)
+                    await woken(wake, self._poll_interval)
         finally:
             await self._unsubscribe(wake)
