@@ -27,13 +27,22 @@ async def run(*args: str, env: dict[str, str], timeout: float = 120) -> tuple[in
         sys.executable, "-m", "tracker", *args, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
+    printed: list[bytes] = []
+
+    async def read_to_the_end() -> int:
+        assert process.stdout is not None
+        while chunk := await process.stdout.read(1 << 16):
+            printed.append(chunk)
+        return await process.wait()
+
     try:
-        output, _ = await asyncio.wait_for(process.communicate(), timeout)
+        code = await asyncio.wait_for(read_to_the_end(), timeout)
     except TimeoutError:
-        process.kill()  # leave no process behind a failed test
+        process.kill()  # leave no process behind a failed test, and say how far it got
         await process.wait()
-        raise
-    return process.returncode or 0, output.decode()
+        output = b"".join(printed).decode(errors="replace")
+        raise AssertionError(f"`tracker {' '.join(args)}` still ran after {timeout} s; it printed:\n{output}") from None
+    return code, b"".join(printed).decode()
 
 
 def environment(**extra: str) -> dict[str, str]:
@@ -99,7 +108,7 @@ async def test_serve_migrate_import_rebuild_status_on_a_database_url(database_ur
     path = tmp_path / "in.ndjson"
     path.write_bytes(b"\n".join(orjson.dumps(line) for line in lines) + b"\n")
 
-    code, output = await run("import", str(path), env=env)
+    code, output = await run("import", str(path), env={**env, "TRACKER_LOG_LEVEL": "debug"})
     assert code == 0, output
     assert "2 lines: 2 appended, 0 duplicates, 0 quarantined" in output
 
