@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import asyncpg
 import orjson
 import pytest
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from tracker import Tracker
@@ -54,6 +54,51 @@ async def test_a_full_queue_answers_503_and_the_queued_deliveries_still_land(
     accepted = [r for r in answers if r.status == 200]
     assert len(accepted) + len(refused) == 5
     assert await tracker.pool.fetchval("SELECT count(*) FROM events") == len(accepted)
+
+
+async def test_a_full_queue_refuses_before_reading_the_body(
+    make_tracker: MakeTracker, database_url: str, signer: Signer
+) -> None:
+    """In a flood a 503 must cost little: neither the signature nor the JSON of a refused delivery is
+    looked at, so a malformed one is refused like any other (its sender retries) and not quarantined."""
+    tracker = make_tracker(webhook_secrets=(SECRET,), follow_projections=False)
+    tracker.settings = replace(tracker.settings, max_pending=2)
+    await tracker.start()
+    blocker = await asyncpg.connect(database_url)
+    async with TestClient(TestServer(tracker.web_app())) as client:
+        transaction = blocker.transaction()
+        await transaction.start()
+        await blocker.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
+        filling: list[asyncio.Task[ClientResponse]] = []
+
+        def post() -> None:
+            body, headers = signer.signed(installation_event("read.backfill.done", new_id("i"), objectName="a"))
+            filling.append(asyncio.create_task(client.post("/webhooks/ampersand", data=body, headers=headers)))
+
+        async def both_writers_wait_for_the_lock() -> bool:
+            waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            if await tracker.pool.fetchval(waiting) < 2:
+                post()  # one at a time, so that each writer takes a batch of one
+            return bool(await tracker.pool.fetchval(waiting) == 2)
+
+        async def queue_full() -> bool:
+            return tracker.webhook.overloaded
+
+        await eventually(both_writers_wait_for_the_lock)
+        post()
+        post()
+        await eventually(queue_full)
+        body, headers = signer.signed(installation_event("read.backfill.done", new_id("i"), objectName="a"))
+        not_json = await client.post("/webhooks/ampersand", data=b"{not json", headers=headers)
+        unsigned = await client.post("/webhooks/ampersand", data=body)
+        await transaction.rollback()
+        stored = await asyncio.gather(*filling)
+    await blocker.close()
+
+    assert (not_json.status, unsigned.status) == (503, 503)
+    assert not_json.headers["Retry-After"] == "5"
+    assert [response.status for response in stored] == [200] * len(filling)
+    assert await tracker.pool.fetchval("SELECT count(*) FROM quarantine") == 0
 
 
 async def test_one_event_the_database_refuses_fails_alone(tracker: Tracker) -> None:

@@ -23,18 +23,24 @@ RETRY_AFTER = {"Retry-After": "5"}
 
 @routes.post("/webhooks/ampersand")
 async def receive(request: web.Request) -> web.Response:
+    tracker = request.app[TRACKER]
+    if tracker.webhook.overloaded:
+        # Refused before the body is read, checked or parsed: in a flood, each 503 must cost little, or
+        # answering them takes the CPU the commits need and every sender waits (the flood drill).
+        tracker.metrics.delivered("webhook", UNKNOWN_TYPE, "unavailable")
+        return error_response(503, "too busy, retry later", headers=RETRY_AFTER)
     if request.content_length is not None and request.content_length > MAX_BODY:
         return _rejected(request, 413, f"body over {MAX_BODY} bytes")
     try:
         # client_max_size bounds what is read; the timeout, how long a slow sender may hold a connection.
-        async with asyncio.timeout(request.app[TRACKER].settings.body_read_timeout):
+        async with asyncio.timeout(tracker.settings.body_read_timeout):
             body = await request.read()
     except TimeoutError:
         return _rejected(request, 408, "the body did not arrive in time", headers={"Connection": "close"})
     if len(body) > MAX_BODY:  # mounted in a host whose limit is larger: ours still holds
         return _rejected(request, 413, f"body over {MAX_BODY} bytes")
     try:
-        appended = await request.app[TRACKER].webhook.receive(body, request.headers, request.remote)
+        appended = await tracker.webhook.receive(body, request.headers, request.remote)
     except SignatureError as exc:
         return _rejected(request, 401, "signature verification failed", str(exc))
     except NotJSONObjectError as exc:

@@ -58,6 +58,11 @@ class Pipeline:
         self._quarantine = quarantine
         self._metrics = metrics
 
+    @property
+    def overloaded(self) -> bool:
+        """No room to queue another append: a delivery now would only be refused after parsing it."""
+        return self._commit.full
+
     async def ingest(
         self,
         parse: Callable[[bytes], Parsed],

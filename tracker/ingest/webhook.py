@@ -16,6 +16,10 @@ class WebhookReceiver:
         self._verifier = verifier
         self._unsigned_from_anywhere = unsigned_from_anywhere
 
+    @property
+    def overloaded(self) -> bool:
+        return self._pipeline.overloaded
+
     async def receive(self, body: bytes, headers: Mapping[str, str], remote: str | None) -> Appended:
         """Store one delivery; a bad signature raises SignatureError and keeps nothing.
 

@@ -61,6 +61,10 @@ class GroupCommit:
                 raise OverloadedError(msg) from None
         return await future
 
+    @property
+    def full(self) -> bool:
+        return self._queue.full()
+
     def start(self) -> None:
         # Two writers keep a batch on its way while the previous one commits: the next waits on the
         # append lock inside PostgreSQL, not for a round trip back to Python.
