@@ -43,19 +43,20 @@ class Settings:
     pool_size: int = 10
     batch_size: int = 1000
     """Most notifications one group commit writes in one transaction."""
-    max_pending: int = 10_000
-    """Notifications that may wait for a commit; past it the webhook answers 503 (bounded memory)."""
+    max_pending: int = 2_000
+    """Notifications that may wait for a commit; past it the webhook answers 503 (bounded memory). Two
+    writers' full batches: enough to keep both busy, and about a second's wait at the sustainable rate."""
     projection_batch_size: int = 1000
     projection_poll_interval: float = 1.0
     """Runners poll this often besides being woken by NOTIFY (a lost NOTIFY costs at most this)."""
     min_position_wait: float = 5.0
+    """Longest a read with `?minPosition=` waits for the read models before answering 503."""
     ready_max_lag: int = 10_000
     """`/readyz` fails past this many unfolded events in any read model..."""
     ready_max_lag_seconds: float = 60.0
     """...or when an unfolded event has waited longer than this..."""
     ready_max_silence: float = 30.0
     """...or when a read model's runner has not beaten for this long (or never)."""
-    """Longest a read with `?minPosition=` waits for the read models before answering 503."""
     projection_min_interval: float = 0.05
     """Runners fold at most this often: under load, one transaction takes many commits' events."""
     config_url_allow: tuple[str, ...] = ()
@@ -81,7 +82,7 @@ class Settings:
             aws_region=env.get("AWS_REGION") or None,
             config_url_allow=tuple(s.strip() for s in env.get("TRACKER_CONFIG_URL_ALLOW", "").split(",") if s.strip()),
             config_fetch_give_up=float(env.get("TRACKER_CONFIG_FETCH_GIVE_UP") or 3600.0),
-            max_pending=int(env.get("TRACKER_MAX_PENDING") or 10_000),
+            max_pending=int(env.get("TRACKER_MAX_PENDING") or 2_000),
         )
 
 

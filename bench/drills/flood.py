@@ -41,10 +41,10 @@ class FloodPlan:
     workers: int = 32
     """Senders of the closed-loop measurements."""
     max_in_flight: int = 16_000
-    """The flood's most concurrent requests (each a socket): more than the tracker's queue holds (10,000)
+    """The flood's most concurrent requests (each a socket): more than the tracker's queue holds (2,000 by default)
     and what waits before it; the open-files limit must allow 1,000 more."""
     max_pending: int | None = None
-    """The tracker's TRACKER_MAX_PENDING; None: its default (10,000). A short flood needs a smaller queue to fill."""
+    """The tracker's TRACKER_MAX_PENDING; None: its default (2,000). A short flood needs a smaller queue to fill."""
     rss_budget_mib: float = 1024.0
     """The tracker's peak RSS may exceed its RSS before the flood by at most this."""
     recovery_bound: float = 60.0
