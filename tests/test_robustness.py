@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from tracker import Tracker
 from tracker.domain.installation import BackfillDone
-from tracker.store.errors import EventRefusedError
+from tracker.store.errors import EventRefusedError, refused_by_database
 from tracker.store.event_log import _APPEND_LOCK, NewEvent
 from tracker.store.group_commit import GroupCommit
 
@@ -256,11 +256,9 @@ async def test_triggered_read_windows_compare_across_offsets(tracker: Tracker, o
 
 
 def test_only_data_the_database_will_never_take_is_refused() -> None:
-    from tracker.store.group_commit import _refused  # noqa: PLC0415
-
-    assert _refused(asyncpg.DataError("bad"))
-    assert _refused(asyncpg.UniqueViolationError("dup"))
-    assert _refused(asyncpg.ProgramLimitExceededError("too big"))
+    assert refused_by_database(asyncpg.DataError("bad"))
+    assert refused_by_database(asyncpg.UniqueViolationError("dup"))
+    assert refused_by_database(asyncpg.ProgramLimitExceededError("too big"))
     for passing in (asyncpg.QueryCanceledError, asyncpg.LockNotAvailableError, asyncpg.DiskFullError,
                     asyncpg.ReadOnlySQLTransactionError, asyncpg.DeadlockDetectedError):  # fmt: skip
-        assert not _refused(passing("retry later")), passing
+        assert not refused_by_database(passing("retry later")), passing

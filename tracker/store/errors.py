@@ -39,6 +39,11 @@ class UnavailableGuard:
             raise StoreUnavailableError(msg) from exc
 
 
+def refused_by_database(exc: asyncpg.PostgresError) -> bool:
+    """Data the database will never take (classes 22 data, 23 integrity, 54 limits), not a passing state."""
+    return (exc.sqlstate or "")[:2] in {"22", "23", "54"}
+
+
 class EventRefusedError(Exception):
     """The database refused this one event (its neighbours in the batch were stored)."""
 

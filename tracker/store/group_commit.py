@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import asyncpg
 
-from tracker.store.errors import EventRefusedError, OverloadedError, StoreUnavailableError
+from tracker.store.errors import EventRefusedError, OverloadedError, StoreUnavailableError, refused_by_database
 from tracker.store.event_log import Appended, EventLog, NewEvent
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class GroupCommit:
         try:
             outcomes = await self._event_log.append([event for event, _ in batch])
         except asyncpg.PostgresError as exc:
-            if not _refused(exc):  # a timeout, a full disk, a failover: the sender should retry
+            if not refused_by_database(exc):  # a timeout, a full disk, a failover: the sender should retry
                 _fail(batch, StoreUnavailableError(f"event log unavailable: {type(exc).__name__}"))
                 return
             if len(batch) == 1:
@@ -116,11 +116,6 @@ class GroupCommit:
             for (_, future), outcome in zip(batch, outcomes, strict=True):
                 if not future.done():
                     future.set_result(outcome)
-
-
-def _refused(exc: asyncpg.PostgresError) -> bool:
-    """Data the database will never take (classes 22 data, 23 integrity, 54 limits), not a passing state."""
-    return (exc.sqlstate or "")[:2] in {"22", "23", "54"}
 
 
 def _fail(batch: list[_Pending], exc: BaseException) -> None:

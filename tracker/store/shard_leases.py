@@ -15,7 +15,7 @@ from datetime import datetime
 import asyncpg
 
 from tracker.store.database import Connection, Pool
-from tracker.store.errors import UnavailableGuard
+from tracker.store.errors import UnavailableGuard, refused_by_database
 from tracker.store.event_log import Appended, EventLog, NewEvent
 from tracker.store.quarantine import Quarantine, Refused
 
@@ -79,11 +79,6 @@ def _lease(row: asyncpg.Record) -> ShardLease:
         row["lease_seconds_left"] if row["owner"] is not None else None,
         row["checkpointed_at"],
     )
-
-
-def _refused_by_database(exc: asyncpg.PostgresError) -> bool:
-    """Data the database will never take (classes 22 data, 23 integrity, 54 limits), not a passing state."""
-    return (exc.sqlstate or "")[:2] in {"22", "23", "54"}
 
 
 class ShardLeases:
@@ -206,7 +201,7 @@ class ShardLeases:
             async with conn.transaction():  # a savepoint: a refusal leaves the batch's transaction usable
                 return await self._event_log.append_on(conn, events), []
         except asyncpg.PostgresError as exc:
-            if not _refused_by_database(exc):
+            if not refused_by_database(exc):
                 raise
             if len(events) == 1:
                 return [], [on_refused(events[0], f"the database refused the event: {exc}")]
