@@ -49,3 +49,55 @@ async def test_import_takes_both_shapes_quarantines_bad_lines_and_is_idempotent(
     await tracker.catch_up()
     connection = await tracker.connection("conn-k")
     assert connection is not None and connection["status"] == "active"
+
+
+async def test_equal_event_ids_in_one_file_are_one_delivery(tracker: Tracker, tmp_path: Path) -> None:
+    def record(errors: list[str]) -> bytes:
+        return orjson.dumps({
+            "metadata": {"event-id": "evt-twice", "topic": "connection.error"},
+            "data": {**connection_fields("conn-twice"), "errors": errors},
+        })  # fmt: skip
+
+    report = await tracker.import_file(write_ndjson(tmp_path / "twice.ndjson", [record(["a"]), record(["b"])]))
+
+    assert (report.appended, report.duplicates) == (1, 1)
+    kept = await tracker.pool.fetchval("SELECT payload FROM events WHERE dedupe_key = 'outpost:evt-twice'")
+    assert kept["data"]["errors"] == ["a"]
+
+
+async def test_an_import_numbers_a_stream_on_from_what_the_log_holds(tracker: Tracker, tmp_path: Path) -> None:
+    installation_id = new_id("inst")
+    await tracker.ingest(installation_event("installation.created", installation_id, config=config()))
+    lines = [orjson.dumps(installation_event("read.backfill.done", installation_id, objectName=f"o{n}"))
+             for n in range(3)]  # fmt: skip
+
+    report = await tracker.import_file(write_ndjson(tmp_path / "more.ndjson", lines))
+
+    assert report.appended == 3
+    versions = await tracker.pool.fetch(
+        "SELECT version, type FROM events WHERE stream_id = $1 ORDER BY position", f"installation:{installation_id}"
+    )
+    assert [(row["version"], row["type"]) for row in versions] == [
+        (1, "installation.created"),
+        *((n, "read.backfill.done") for n in (2, 3, 4)),
+    ]
+
+
+async def test_a_line_the_database_refuses_is_quarantined_and_its_neighbours_land(
+    tracker: Tracker, tmp_path: Path
+) -> None:
+    """The parser screens what the log cannot hold; should a row get past it, the COPY of its chunk fails
+    and the chunk is appended one by one, which quarantines that row alone (a constraint stands in)."""
+    refuse = "ALTER TABLE events ADD CONSTRAINT test_refuses CHECK (payload->'data'->>'objectName' <> 'poison')"
+    lines = [orjson.dumps(installation_event("read.backfill.done", new_id("inst"), objectName=name))
+             for name in ("a", "poison", "b")]  # fmt: skip
+    await tracker.pool.execute(refuse)
+    try:
+        report = await tracker.import_file(write_ndjson(tmp_path / "refused.ndjson", lines))
+    finally:
+        await tracker.pool.execute("ALTER TABLE events DROP CONSTRAINT test_refuses")
+
+    assert (report.lines, report.appended, report.quarantined) == (3, 2, 1)
+    assert await tracker.pool.fetchval("SELECT count(*) FROM events") == 2
+    reason = await tracker.pool.fetchval("SELECT reason FROM quarantine")
+    assert reason.startswith("the database refused the event")

@@ -117,7 +117,7 @@ class Tracker:
             self.event_log, settings.batch_size, settings.max_pending, on_batch=self.metrics.batch_size.observe
         )
         self._commit.start()
-        self._pipeline = Pipeline(self._commit, self.quarantine, self.metrics)
+        self._pipeline = Pipeline(self._commit, self.event_log, self.quarantine, self.metrics)
         verifier = SignatureVerifier(settings.webhook_secrets) if settings.webhook_secrets else None
         self.webhook = WebhookReceiver(self._pipeline, verifier, unsigned_from_anywhere=settings.insecure_no_verify)
         self.dead_letters = DeadLetters(self.pool)

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tracker.ingest.parsing import parse_record
-from tracker.ingest.pipeline import REFUSED, Delivery, Pipeline
+from tracker.ingest.pipeline import Delivery, Pipeline
 
 _CHUNK_BYTES = 1 << 20
-"""Read in a thread a chunk at a time; the group commit batches the chunk's lines."""
+"""Read in a thread a chunk at a time; each chunk's lines are appended by one COPY."""
 
 
 @dataclass(slots=True)
@@ -29,18 +29,18 @@ class FileImporter:
         self._pipeline = pipeline
 
     async def run(self, path: Path, progress: Callable[[int], object] = lambda _: None) -> ImportReport:
-        """Import every line; `progress` hears the bytes done after each chunk.
+        """Import every line, a chunk per COPY; `progress` hears the bytes done after each chunk.
 
         Two chunks are in flight: one is parsed while the one before it commits. Memory holds those two
         and a digest per distinct line (for the occurrence count), not the lines read before.
         """
         report = ImportReport()
         seen: Counter[bytes] = Counter()
-        committing: asyncio.Future[list[None]] | None = None
+        committing: asyncio.Future[None] | None = None
         with path.open("rb") as file:  # opening is instant; the reads run in a thread
             while lines := await asyncio.to_thread(file.readlines, _CHUNK_BYTES):
-                work = [self._one(line.rstrip(b"\r\n"), seen, report) for line in lines if line.strip()]
-                chunk = asyncio.gather(*work)
+                deliveries = [_delivery(line.rstrip(b"\r\n"), seen) for line in lines if line.strip()]
+                chunk = asyncio.ensure_future(self._import(deliveries, report))
                 if committing is not None:
                     await committing
                 committing = chunk
@@ -49,17 +49,17 @@ class FileImporter:
             await committing
         return report
 
-    async def _one(self, raw: bytes, seen: Counter[bytes], report: ImportReport) -> None:
-        report.lines += 1
-        digest = hashlib.sha256(raw).digest()
-        occurrence = seen[digest]
-        seen[digest] += 1
-        # Importing a file again appends nothing; equal lines inside one file are distinct notifications.
-        delivery = Delivery(source="import", raw=raw, delivery_id=f"line:{digest.hex()}:{occurrence}")
-        try:
-            appended = await self._pipeline.ingest(parse_record, delivery, wait_for_room=True)
-        except REFUSED:
-            report.quarantined += 1
-        else:
-            report.duplicates += appended.duplicate
-            report.appended += not appended.duplicate
+    async def _import(self, deliveries: list[Delivery], report: ImportReport) -> None:
+        outcomes = await self._pipeline.ingest_many(parse_record, deliveries)
+        report.lines += len(outcomes)
+        report.appended += outcomes.count(True)
+        report.duplicates += outcomes.count(False)
+        report.quarantined += outcomes.count(None)
+
+
+def _delivery(raw: bytes, seen: Counter[bytes]) -> Delivery:
+    digest = hashlib.sha256(raw).digest()
+    occurrence = seen[digest]
+    seen[digest] += 1
+    # Importing a file again appends nothing; equal lines inside one file are distinct notifications.
+    return Delivery(source="import", raw=raw, delivery_id=f"line:{digest.hex()}:{occurrence}")

@@ -6,19 +6,22 @@ Parse, quarantine what is refused, route to a stream, append. The webhook, the f
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import asyncpg
 
 from tracker.domain import route
 from tracker.ingest.dedupe import bounded, dedupe_key
 from tracker.ingest.parsing import NotJSONObjectError, Parsed, SchemaError
 from tracker.metrics import Metrics, type_label
-from tracker.store.errors import EventRefusedError, OverloadedError, StoreUnavailableError
-from tracker.store.event_log import Appended, NewEvent
+from tracker.store.errors import EventRefusedError, OverloadedError, StoreUnavailableError, refused_by_database
+from tracker.store.event_log import Appended, EventLog, NewEvent
 from tracker.store.group_commit import GroupCommit
 from tracker.store.quarantine import Quarantine, Refused
 
@@ -53,8 +56,9 @@ class Delivery:
 
 
 class Pipeline:
-    def __init__(self, commit: GroupCommit, quarantine: Quarantine, metrics: Metrics) -> None:
+    def __init__(self, commit: GroupCommit, event_log: EventLog, quarantine: Quarantine, metrics: Metrics) -> None:
         self._commit = commit
+        self._event_log = event_log
         self._quarantine = quarantine
         self._metrics = metrics
 
@@ -85,11 +89,7 @@ class Pipeline:
                 notification_type = notification.notification_type
                 appended = await self._commit.append(new_event(notification, delivery), wait_for_room=wait_for_room)
             except REFUSED as exc:
-                if isinstance(exc, SchemaError):
-                    notification_type = exc.notification_type
-                if quarantine:
-                    await self._keep(delivery, exc)
-                self._report(delivery, notification_type, "quarantined", started=started, reason=str(exc))
+                await self._refuse(delivery, exc, notification_type, started=started, keep=quarantine)
                 raise
         except (StoreUnavailableError, OverloadedError) as exc:
             self._report(delivery, notification_type, "unavailable", started=started, reason=str(exc))
@@ -97,6 +97,43 @@ class Pipeline:
         outcome = "duplicate" if appended.duplicate else "stored"
         self._report(delivery, notification_type, outcome, started=started, appended=appended)
         return appended
+
+    async def ingest_many(self, parse: Callable[[bytes], Parsed], deliveries: Sequence[Delivery]) -> list[bool | None]:
+        """Append many deliveries in one COPY (`tracker import`): for each, True if appended, False if a
+        duplicate, None if quarantined. Should the database refuse a row, the deliveries are appended one
+        by one the usual way instead, which quarantines that one and keeps its neighbours."""
+        started = time.perf_counter()
+        outcomes: list[bool | None] = [None] * len(deliveries)
+        parsed: list[tuple[int, NewEvent]] = []
+        for index, delivery in enumerate(deliveries):
+            try:
+                parsed.append((index, new_event(parse(delivery.raw), delivery)))
+            except REFUSED as exc:
+                await self._refuse(delivery, exc, None, started=started)
+        try:
+            appended = await self._event_log.copy_append([event for _, event in parsed])
+        except asyncpg.PostgresError as exc:
+            if not refused_by_database(exc):
+                raise StoreUnavailableError(f"event log unavailable: {type(exc).__name__}") from exc
+            for index, _ in parsed:
+                with contextlib.suppress(*REFUSED):
+                    outcomes[index] = not (await self.ingest(parse, deliveries[index], wait_for_room=True)).duplicate
+            return outcomes
+        for (index, event), fresh in zip(parsed, appended, strict=True):
+            outcomes[index] = fresh
+            outcome = "stored" if fresh else "duplicate"
+            self._metrics.delivered(deliveries[index].source, type_label(event.notification_type), outcome)
+        return outcomes
+
+    async def _refuse(
+        self, delivery: Delivery, exc: Exception, notification_type: str | None, *, started: float, keep: bool = True
+    ) -> None:
+        """Quarantine a delivery that cannot be stored (unless `keep` is False: it is kept there already)."""
+        if isinstance(exc, SchemaError):
+            notification_type = exc.notification_type
+        if keep:
+            await self._keep(delivery, exc)
+        self._report(delivery, notification_type, "quarantined", started=started, reason=str(exc))
 
     async def _keep(self, delivery: Delivery, exc: Exception) -> None:
         problems = exc.problems if isinstance(exc, SchemaError) else []
