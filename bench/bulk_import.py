@@ -2,12 +2,14 @@
 
 The file holds the log's realistic mix (`bench.bulk_log.notifications`), one notification per line
 in the webhook shape. Ours: the `tracker import` command's own path, `Tracker.import_file` inside
-`async with Tracker(...)` on uvloop (projections following, as the command runs them), timed from the
+`async with Tracker(...)` on uvloop (no projections following, as the command runs it), timed from the
 first line read to the report, in a child process. The baseline, the physical limit here: the same
 lines read in the same 1 MiB chunks and COPYed, one jsonb row each, into a bare table with no key and
-no index. Each run gets a fresh database: an import of a file already imported appends nothing.
+no index. A second baseline, what our storage costs at least: the rows the tracker's run stored (its
+columns: payload, raw bytes and metadata; its four indexes), COPYed into the log of a fresh database.
+Each run gets a fresh database: an import of a file already imported appends nothing.
 
-    python -m bench.bulk_import tracker|copy --file FILE --database-url URL --out FILE   # one timed run
+    python -m bench.bulk_import tracker|copy|log-copy --file FILE --database-url URL --out FILE  # one run
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ BARE_TABLE = "bare_import"
 _CHUNK_BYTES = 1 << 20
 """As `tracker.ingest.files` reads."""
 _TIMEOUT = 1_800.0
-MODES = ("tracker", "copy")
+MODES = ("tracker", "copy", "log-copy")
+LOG_COLUMNS = ("stream_id", "version", "type", "topic", "payload", "raw", "metadata", "dedupe_key", "received_at")
+"""What the log-copy baseline COPYs: every column the tracker writes (the position is the log's own)."""
 
 
 class ImportCheckError(AssertionError):
@@ -80,7 +84,7 @@ def write_file(path: Path, file: File) -> None:
 
 async def tracker_import(url: str, path: Path) -> dict[str, Any]:
     """What `tracker import FILE` does, timed without start-up (connect, migrate) and shut-down."""
-    async with Tracker(Settings.from_env(), database_url=url) as tracker:
+    async with Tracker(Settings.from_env(), database_url=url, follow_projections=False) as tracker:
         started, cpu = time.perf_counter(), time.process_time()
         report = await tracker.import_file(path)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -106,13 +110,50 @@ async def raw_copy(url: str, path: Path) -> dict[str, Any]:
     return {"lines": lines, "appended": lines, "seconds": seconds, "cpu_s": cpu}
 
 
+async def log_copy(url: str, path: Path) -> dict[str, Any]:
+    """COPY the rows a tracker run stored (`path`, binary COPY format) into the log of a fresh database."""
+    async with Tracker(Settings.from_env(), database_url=url, follow_projections=False):
+        pass  # the migrations: the log's table, its indexes and constraints
+    conn = await asyncpg.connect(url)
+    try:
+        started, cpu = time.perf_counter(), time.process_time()
+        status = await conn.copy_to_table("events", source=path, columns=LOG_COLUMNS, format="binary")
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    finally:
+        await conn.close()
+    rows = int(status.split()[-1])
+    return {"lines": rows, "appended": rows, "seconds": seconds, "cpu_s": cpu}
+
+
+async def save_log(url: str, path: Path) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.copy_from_query(
+            f"SELECT {', '.join(LOG_COLUMNS)} FROM events ORDER BY position", output=path, format="binary"
+        )
+    finally:
+        await conn.close()
+
+
 async def run_once(
     mode: str, server_url: str, path: Path, file: File, *, work_dir: Path, index: int, profile_dir: Path | None
 ) -> Run:
     """One timed import on a fresh database; with `profile_dir`, the tracker's runs under py-spy."""
     async with database.throwaway_database(server_url) as url:
         out = work_dir / f"import-{mode}-{index}.json"
-        args = [PYTHON, "-m", "bench.bulk_import", mode, "--file", str(path), "--database-url", url, "--out", str(out)]
+        source = work_dir / f"import-log-{index}.copy" if mode == "log-copy" else path
+        args = [
+            PYTHON,
+            "-m",
+            "bench.bulk_import",
+            mode,
+            "--file",
+            str(source),
+            "--database-url",
+            url,
+            "--out",
+            str(out),
+        ]
         samples = (profile_dir or work_dir) / f"import-{index}.txt"
         profiled = profile_dir is not None and mode == "tracker"
         if profiled:
@@ -125,7 +166,9 @@ async def run_once(
         if profiled:
             samples.with_suffix(".top.txt").write_text(profile.top_frames(samples))
         run = Run(mode, file.lines, orjson.loads(out.read_bytes()), database_cpu)
-        stored = await database.count_rows(url, "events" if mode == "tracker" else BARE_TABLE)
+        stored = await database.count_rows(url, BARE_TABLE if mode == "copy" else "events")
+        if mode == "tracker":  # what the log-copy baseline of this repetition stores
+            await save_log(url, work_dir / f"import-log-{index}.copy")
     if run.result["lines"] != file.lines or run.result["appended"] != file.lines or stored != file.lines:
         msg = f"{mode}: {file.lines} lines in the file, report {run.result}, {stored} rows stored"
         raise ImportCheckError(msg)
@@ -159,12 +202,16 @@ def rows(runs: Sequence[Run], file: File) -> list[Row]:
     def rate(run: Run) -> float:
         return run.per_second
 
-    ours, theirs = spread("tracker", rate), spread("copy", rate)
-    assert ours is not None and theirs is not None  # every run has a rate
+    def database_cpu(run: Run) -> float | None:
+        return run.database_us_per_line
+
+    ours, theirs, floor = spread("tracker", rate), spread("copy", rate), spread("log-copy", rate)
+    assert ours is not None and theirs is not None and floor is not None  # every run has a rate
     baseline = "raw asyncpg COPY into a bare jsonb table"
+    log_baseline = "COPY of the stored rows into the log's own table (its columns and indexes)"
     context: tuple[tuple[str, Callable[[Run], float | None]], ...] = (
         ("importing process CPU us/line", lambda r: r.cpu_us_per_line),
-        ("PostgreSQL CPU us/line", lambda r: r.database_us_per_line),
+        ("PostgreSQL CPU us/line", database_cpu),
         ("peak RSS MB of the importing process", lambda r: r.result["peak_rss_mb"]),
     )
     return [
@@ -177,9 +224,17 @@ def rows(runs: Sequence[Run], file: File) -> list[Row]:
             f">= {GOAL_VS_COPY}x",
             ours.median >= GOAL_VS_COPY * theirs.median,
         ),
+        Row("import", f"notifications/s, {file.lines:,} NDJSON lines", ours, log_baseline, floor),
         *(
             Row("import", measure, spread("tracker", value), baseline, spread("copy", value))
             for measure, value in context
+        ),
+        Row(
+            "import",
+            "PostgreSQL CPU us/line",
+            spread("tracker", database_cpu),
+            log_baseline,
+            spread("log-copy", database_cpu),
         ),
     ]
 
@@ -195,7 +250,7 @@ def main() -> None:
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    work = tracker_import if args.mode == "tracker" else raw_copy
+    work = {"tracker": tracker_import, "copy": raw_copy, "log-copy": log_copy}[args.mode]
     result = uvloop.run(work(args.database_url, args.file))
     args.out.write_bytes(orjson.dumps({**result, "mode": args.mode, "peak_rss_mb": peak_rss_mb()}))
 

@@ -147,7 +147,8 @@ class ImportProgress:
 
 async def import_file(settings: Settings, path: Path) -> None:
     size = await asyncio.to_thread(lambda: path.stat().st_size)
-    async with Tracker(settings) as tracker:
+    # It appends, as the webhook does; the read models catch up where they are folded (`serve`, `project`).
+    async with Tracker(settings, follow_projections=False) as tracker:
         progress = ImportProgress(path.name, size)
         try:
             report = await tracker.import_file(path, progress)
@@ -197,7 +198,9 @@ def _parser() -> argparse.ArgumentParser:
     rebuild_cmd.add_argument(
         "names", nargs="*", help="read models: installations, connections, destinations (default: all)"
     )
-    import_cmd = commands.add_parser("import", help="append the notifications of an NDJSON file")
+    import_cmd = commands.add_parser(
+        "import", help="append the notifications of an NDJSON file (`serve` or `project` folds them)"
+    )
     import_cmd.add_argument(
         "file", type=Path, help="NDJSON: one notification per line, in the webhook or the Kinesis shape"
     )
