@@ -101,6 +101,19 @@ async def test_a_full_queue_refuses_before_reading_the_body(
     assert await tracker.pool.fetchval("SELECT count(*) FROM quarantine") == 0
 
 
+async def test_ingest_waits_for_room_in_a_full_queue(make_tracker: MakeTracker) -> None:
+    """An embedder that awaits `ingest` is slowed down by a full queue, not failed as a webhook would be."""
+    tracker = make_tracker(follow_projections=False)
+    tracker.settings = replace(tracker.settings, max_pending=2)
+    await tracker.start()
+    notifications = [installation_event("read.backfill.done", new_id("i"), objectName="a") for _ in range(50)]
+
+    appended = await asyncio.gather(*(tracker.ingest(n) for n in notifications))
+
+    assert len({a.position for a in appended}) == 50
+    assert await tracker.pool.fetchval("SELECT count(*) FROM events") == 50
+
+
 async def test_one_event_the_database_refuses_fails_alone(tracker: Tracker) -> None:
     commit = GroupCommit(tracker.event_log, max_batch=100, max_pending=100)
     commit.start()

@@ -206,9 +206,11 @@ class Tracker:
         """Append one notification (webhook or Kinesis shape); bad input is quarantined, then raised.
 
         Without `delivery_id` (or a Kinesis `metadata["event-id"]`), equal notifications are one delivery.
+        When the commit queue is full it waits for room: a caller that awaits slows down, where a webhook
+        sender would be answered 503.
         """
         raw = notification if isinstance(notification, bytes) else orjson.dumps(notification)
-        return await self._pipeline.ingest(parse_record, Delivery("api", raw, delivery_id))
+        return await self._pipeline.ingest(parse_record, Delivery("api", raw, delivery_id), wait_for_room=True)
 
     async def import_file(self, path: Path, progress: Callable[[int], object] = lambda _: None) -> ImportReport:
         return await FileImporter(self._pipeline).run(path, progress)
