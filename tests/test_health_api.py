@@ -277,3 +277,34 @@ async def test_an_issue_follows_its_entity_into_another_project(client: Client, 
     await tracker.catch_up()
     (issue,) = (await get(client, "/v1/issues?projectId=proj-2"))["items"]
     assert (issue["entityId"], issue["code"]) == (installation_id, "read_schedule_paused")
+
+
+async def test_a_destination_write_rewrites_only_the_installations_whose_flag_changes(
+    client: Client, tracker: Tracker
+) -> None:
+    first, second = new_id("inst"), new_id("inst")
+    for installation_id, name in ((first, "hook-a"), (second, "hook-b")):
+        await tracker.ingest(
+            installation_event("installation.created", installation_id, config=config(destination=name))
+        )
+    await tracker.ingest(disabled("dest-1", "hook-a"))
+    await tracker.catch_up()
+    assert [(await health_of(client, i))[0] for i in (first, second)] == ["unhealthy", "healthy"]
+
+    async def row_versions() -> list[str]:
+        rows = await tracker.pool.fetch(
+            "SELECT xmin::text FROM installation_view WHERE installation_id = ANY($1) ORDER BY installation_id",
+            sorted([first, second]),
+        )
+        return [row["xmin"] for row in rows]
+
+    before = await row_versions()
+    again = notification("destination.webhook.disabled", projectId="proj-1", destinationId="dest-1",
+                         destinationName="hook-a", url="https://moved.example/hook")  # fmt: skip
+    await tracker.ingest(again)
+    await tracker.catch_up()
+    assert await row_versions() == before  # written again, still disabled: no installation's flag changed
+
+    await tracker.ingest(disabled("dest-1", "hook-b"))  # renamed while disabled
+    await tracker.catch_up()
+    assert [(await health_of(client, i))[0] for i in (first, second)] == ["healthy", "unhealthy"]
