@@ -4,8 +4,10 @@ projection, a lost NOTIFY, the same notification by two routes, and the bearer t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -28,26 +30,39 @@ from .waiting import eventually
 Client = TestClient[web.Request, web.Application]
 
 
-async def test_a_full_queue_answers_503_and_the_queued_deliveries_still_land(
-    make_tracker: MakeTracker, database_url: str, signer: Signer
-) -> None:
+async def tracker_with_a_queue_of_two(make_tracker: MakeTracker) -> Tracker:
     tracker = make_tracker(webhook_secrets=(SECRET,), follow_projections=False)
     tracker.settings = replace(tracker.settings, max_pending=2)
     await tracker.start()
+    return tracker
+
+
+@contextlib.asynccontextmanager
+async def appends_held(database_url: str) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """Hold the append lock from another session, as a commit that takes its time would; yield its release."""
     blocker = await asyncpg.connect(database_url)
-    async with TestClient(TestServer(tracker.web_app())) as client:
+    try:
         transaction = blocker.transaction()
         await transaction.start()
-        await blocker.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)  # a commit that takes its time
+        await blocker.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
+        yield transaction.rollback
+    finally:
+        await blocker.close()
+
+
+async def test_a_full_queue_answers_503_and_the_queued_deliveries_still_land(
+    make_tracker: MakeTracker, database_url: str, signer: Signer
+) -> None:
+    tracker = await tracker_with_a_queue_of_two(make_tracker)
+    async with TestClient(TestServer(tracker.web_app())) as client, appends_held(database_url) as release:
         requests = [
             signer.signed(installation_event("read.backfill.done", new_id("i"), objectName="a")) for _ in range(5)
         ]
         posts = [asyncio.create_task(client.post("/webhooks/ampersand", data=b, headers=h)) for b, h in requests]
         done, _ = await asyncio.wait(posts, timeout=2, return_when=asyncio.FIRST_COMPLETED)
         refused = [task.result() for task in done]
-        await transaction.rollback()
+        await release()
         answers = await asyncio.gather(*posts)
-    await blocker.close()
 
     assert refused, "nothing was refused while the queue was full"
     assert all(r.status == 503 and r.headers["Retry-After"] == "5" for r in refused)
@@ -61,14 +76,8 @@ async def test_a_full_queue_refuses_before_reading_the_body(
 ) -> None:
     """In a flood a 503 must cost little: neither the signature nor the JSON of a refused delivery is
     looked at, so a malformed one is refused like any other (its sender retries) and not quarantined."""
-    tracker = make_tracker(webhook_secrets=(SECRET,), follow_projections=False)
-    tracker.settings = replace(tracker.settings, max_pending=2)
-    await tracker.start()
-    blocker = await asyncpg.connect(database_url)
-    async with TestClient(TestServer(tracker.web_app())) as client:
-        transaction = blocker.transaction()
-        await transaction.start()
-        await blocker.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
+    tracker = await tracker_with_a_queue_of_two(make_tracker)
+    async with TestClient(TestServer(tracker.web_app())) as client, appends_held(database_url) as release:
         filling: list[asyncio.Task[ClientResponse]] = []
 
         def post() -> None:
@@ -91,9 +100,8 @@ async def test_a_full_queue_refuses_before_reading_the_body(
         body, headers = signer.signed(installation_event("read.backfill.done", new_id("i"), objectName="a"))
         not_json = await client.post("/webhooks/ampersand", data=b"{not json", headers=headers)
         unsigned = await client.post("/webhooks/ampersand", data=body)
-        await transaction.rollback()
+        await release()
         stored = await asyncio.gather(*filling)
-    await blocker.close()
 
     assert (not_json.status, unsigned.status) == (503, 503)
     assert not_json.headers["Retry-After"] == "5"
@@ -103,9 +111,7 @@ async def test_a_full_queue_refuses_before_reading_the_body(
 
 async def test_ingest_waits_for_room_in_a_full_queue(make_tracker: MakeTracker) -> None:
     """An embedder that awaits `ingest` is slowed down by a full queue, not failed as a webhook would be."""
-    tracker = make_tracker(follow_projections=False)
-    tracker.settings = replace(tracker.settings, max_pending=2)
-    await tracker.start()
+    tracker = await tracker_with_a_queue_of_two(make_tracker)
     notifications = [installation_event("read.backfill.done", new_id("i"), objectName="a") for _ in range(50)]
 
     appended = await asyncio.gather(*(tracker.ingest(n) for n in notifications))
