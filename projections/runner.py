@@ -62,9 +62,13 @@ async def read_batch(
 
 
 class ProjectionRunner(Generic[View]):
-    def __init__(self, pool: Pool, model: ReadModel[View], batch_size: int) -> None:
+    def __init__(self, pool: Pool, model: ReadModel[View], batch_size: int, turn: asyncio.Lock | None = None) -> None:
         self.model = model
         self._pool = pool
+        self._turn = turn or asyncio.Lock()
+        """Shared by the runners of one process: they take turns here first, handed over at once, and ask
+        PostgreSQL for HEALTH_LOCK (which polls) only against other processes and rebuilds. Polling each
+        other, they waited 40-190 ms for 2-50 ms of work at 1,000 notifications/s."""
         self._batch_size = batch_size
         self._store = ViewStore(model, model.table, "issues")
         self._read_sql = batch_sql(batch_size)
@@ -81,18 +85,19 @@ class ProjectionRunner(Generic[View]):
 
         Waits its turn for HEALTH_LOCK without holding a connection: a rebuild's switch-over holds it too.
         """
-        while True:
-            async with self._pool.acquire() as conn, conn.transaction():
-                if await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", HEALTH_LOCK):
-                    position = await self._lock_checkpoint(conn)
-                    blocked = await dead_letters.blocked(conn, self.model.name)
-                    await self._settle_due(conn, position, blocked)
-                    folded, new_position = await self._fold_next(conn, position, blocked)
-                    while len(self._recent) > _RECENT_VIEWS:  # forget the oldest
-                        del self._recent[next(iter(self._recent))]
-                    await self._advance_checkpoint(conn, new_position)
-                    return folded
-            await asyncio.sleep(_LOCK_RETRY)
+        async with self._turn:
+            while True:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    if await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", HEALTH_LOCK):
+                        position = await self._lock_checkpoint(conn)
+                        blocked = await dead_letters.blocked(conn, self.model.name)
+                        await self._settle_due(conn, position, blocked)
+                        folded, new_position = await self._fold_next(conn, position, blocked)
+                        while len(self._recent) > _RECENT_VIEWS:  # forget the oldest
+                            del self._recent[next(iter(self._recent))]
+                        await self._advance_checkpoint(conn, new_position)
+                        return folded
+                await asyncio.sleep(_LOCK_RETRY)
 
     async def catch_up(self) -> int:
         """Fold until the head; return how many events were folded."""

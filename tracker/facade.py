@@ -123,7 +123,8 @@ class Tracker:
         self.dead_letters = DeadLetters(self.pool)
         self._checkpoint_watch = CheckpointWatch(self._reached)
         batch_size = settings.projection_batch_size
-        self.runners = [ProjectionRunner(self.pool, model, batch_size) for model in self.read_models]
+        turn = asyncio.Lock()
+        self.runners = [ProjectionRunner(self.pool, model, batch_size, turn) for model in self.read_models]
         self.config_fetches = ConfigFetchWorker(
             self.pool,
             self._commit,
