@@ -237,3 +237,18 @@ async def test_a_rebuild_finds_every_stream_under_a_linguistic_collation(server_
     finally:
         await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
         await admin.close()
+
+
+async def test_the_runners_of_one_process_take_turns(make_tracker: MakeTracker) -> None:
+    """A runner waits for its process's turn (handed over at once) before it asks PostgreSQL for the lock."""
+    tracker = make_tracker(follow_projections=False)
+    await tracker.start()
+    await tracker.ingest(installation_event("read.backfill.done", new_id("inst"), objectName="a"))
+    turn = asyncio.Lock()
+    runner = ProjectionRunner(tracker.pool, INSTALLATIONS, batch_size=100, turn=turn)
+
+    async with turn:  # another read model of this process is folding
+        folding = asyncio.create_task(runner.run_batch())
+        done, _ = await asyncio.wait({folding}, timeout=0.3)
+        assert not done
+    assert await asyncio.wait_for(folding, 5) == 1
