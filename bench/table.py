@@ -52,11 +52,15 @@ def _figure(spread: Spread | None, digits: int) -> str:
 
 
 def render(rows: Sequence[Row]) -> str:
-    lines = [HEADERS, *(row.cells() for row in rows)]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(HEADERS))]
+    return "\n".join(aligned([HEADERS, *(row.cells() for row in rows)]))
+
+
+def aligned(lines: Sequence[Sequence[str]]) -> list[str]:
+    """The lines in columns, the first one (the headers) ruled off: the bench's and the drills' tables."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     out = []
     for index, line in enumerate(lines):
         out.append(" | ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
         if index == 0:
             out.append("-+-".join("-" * width for width in widths))
-    return "\n".join(out)
+    return out

@@ -8,6 +8,7 @@ from typing import Any
 
 from bench.drills.audit import Audit
 from bench.drills.deliveries import Record
+from bench.table import aligned
 
 HEADERS = ("drill", "load held", "faults injected", "acknowledged", "stored", "lost", "duplicates", "checks")
 
@@ -76,13 +77,7 @@ def answers(record: Record) -> str:
 
 
 def render(results: Sequence[DrillResult]) -> str:
-    lines = [HEADERS, *(result.cells() for result in results)]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(HEADERS))]
-    out = []
-    for index, line in enumerate(lines):
-        out.append(" | ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
-        if index == 0:
-            out.append("-+-".join("-" * width for width in widths))
+    out = aligned([HEADERS, *(result.cells() for result in results)])
     for result in results:
         out.extend(f"{result.drill}: {note}" for note in result.notes)
         out.extend(f"{result.drill}: FAILED: {problem}" for problem in result.audit.problems)
