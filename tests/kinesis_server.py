@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -22,6 +21,8 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.kinesis.models import kinesis_backends
 from moto.server import ThreadedMotoServer
 
+from .ports import free_port
+
 REGION = "us-east-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 """Fake: moto accepts any; set for each test that needs them, never for the whole run."""
@@ -29,24 +30,12 @@ PORTS = range(18100, 18150)
 """This helper's share of the ports given to the Kinesis work (the benchmark takes 18150-18199)."""
 
 
-def free_port(ports: range = PORTS) -> int:
-    for port in ports:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    msg = f"no free port in {ports.start}-{ports.stop - 1}"
-    raise OSError(msg)
-
-
 class MotoKinesis:
     """moto's ThreadedMotoServer on 127.0.0.1, one for the session."""
 
     def __init__(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
-        self.port = free_port()
+        self.port = free_port(PORTS)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
 
     @property
@@ -95,7 +84,7 @@ class FaultyKinesis:
         self._faults = faults
         self.calls: list[tuple[float, str, dict[str, Any]]] = []
         """(monotonic time, operation, request body) for every call, in order."""
-        self.port = free_port()
+        self.port = free_port(PORTS)
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -26,6 +25,7 @@ from tracker import Tracker
 
 from .conftest import SECRET, MakeTracker
 from .notifications import config, connection_fields, installation_event, new_id, notification
+from .ports import free_port
 from .waiting import eventually
 
 TOKEN = "schemathesis-token-0123456789"
@@ -46,18 +46,6 @@ expected-statuses = ["1XX", "2XX", "3XX", "4XX", "503"]
 """
 
 
-def free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    msg = f"no free port in {PORTS}"
-    raise RuntimeError(msg)
-
-
 @pytest.fixture
 async def served(make_tracker: MakeTracker) -> AsyncIterator[str]:
     """A tracker with a token and some state (so that some reads find something), on a real port."""
@@ -74,7 +62,7 @@ async def served(make_tracker: MakeTracker) -> AsyncIterator[str]:
     await eventually(lambda: _ready(tracker))
     runner = web.AppRunner(tracker.web_app(), access_log=None)
     await runner.setup()
-    port = free_port()
+    port = free_port(PORTS)
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
         yield f"http://127.0.0.1:{port}"
