@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+from eventsourcing.persistence import StoredEvent
 
 from tracker import Tracker
+from tracker.domain.installation import BackfillDone
+from tracker.store.event_log import NewEvent, _numbered
 
 from .notifications import config, connection_fields, installation_event, new_id
 
@@ -101,3 +105,23 @@ async def test_a_line_the_database_refuses_is_quarantined_and_its_neighbours_lan
     assert await tracker.pool.fetchval("SELECT count(*) FROM events") == 2
     reason = await tracker.pool.fetchval("SELECT reason FROM quarantine")
     assert reason.startswith("the database refused the event")
+
+
+def test_a_copied_batch_is_numbered_on_from_each_streams_head_and_skips_known_keys() -> None:
+    now = datetime.now(UTC)
+
+    def event(stream_id: str, key: str) -> NewEvent:
+        return NewEvent(stream_id, BackfillDone, "read.backfill.done", {"objectName": "a"}, b"{}", {}, key, now)
+
+    batch = [event("installation:a", "k1"), event("installation:b", "k2"), event("installation:a", "k3"),
+             event("installation:a", "k1"), event("installation:b", "old")]  # fmt: skip
+    stored = [StoredEvent(e.stream_id, 0, "topic", b"{}") for e in batch]
+
+    rows, appended = _numbered(batch, stored, known={"old"}, heads={"installation:a": 3, "installation:b": 0})
+
+    assert appended == [True, True, True, False, False]
+    assert [(row[0], row[1], row[7]) for row in rows] == [
+        ("installation:a", 4, "k1"),
+        ("installation:b", 1, "k2"),
+        ("installation:a", 5, "k3"),
+    ]
