@@ -22,6 +22,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from tracker import Settings, Tracker
 from tracker.ingest.kinesis import KinesisConfigError, StreamConsumer
 from tracker.store.event_log import _APPEND_LOCK
+from tracker.store.migrations import migrate
 
 from .conftest import SECRET, MakeTracker
 from .kinesis_server import CREDENTIALS, REGION, FaultyKinesis, MotoKinesis
@@ -232,6 +233,35 @@ async def test_a_redelivered_record_is_stored_once(
     events = await stored(tracker, stream)
     assert [row["dedupe_key"] for row in events] == ["outpost:evt-again", "outpost:after-evt-0", "outpost:after-evt-1"]
     assert events[0]["kinesis"]["sequenceNumber"] == sequences[0]
+
+
+async def test_a_record_the_database_refuses_is_quarantined_and_its_page_stored(
+    make_tracker: MakeTracker, database_url: str, moto: MotoKinesis, kinesis: Any
+) -> None:
+    """A page is one COPY; should the database refuse a row (a constraint stands in: the parser screens what
+    the log cannot hold), the page goes one by one, that record is quarantined and the checkpoint moves on."""
+    stream, (shard,) = await create_stream(kinesis, 1)
+    poison = outpost("connection.created", connection_fields("conn-poison"), "evt-poison")
+    sequences = await put(kinesis, stream, shard, [*connection_records(2, "before"), poison,
+                                                   *connection_records(2, "after")])  # fmt: skip
+    tracker = make_tracker(settings=kinesis_settings(database_url, moto.endpoint, stream), follow_projections=False)
+    admin = await asyncpg.connect(database_url)
+    await migrate(admin)  # the log's table exists before the tracker starts reading
+    await admin.execute("ALTER TABLE events ADD CONSTRAINT test_refuses CHECK (dedupe_key <> 'outpost:evt-poison')")
+    try:
+        await tracker.start()
+
+        async def read_all() -> bool:
+            return await checkpoint(tracker, stream, shard["ShardId"]) == sequences[-1]
+
+        await eventually(read_all)
+        keys = [row["dedupe_key"] for row in await stored(tracker, stream)]
+        reason = await tracker.pool.fetchval("SELECT reason FROM quarantine")
+    finally:
+        await admin.execute("ALTER TABLE events DROP CONSTRAINT test_refuses")
+        await admin.close()
+    assert keys == ["outpost:before-evt-0", "outpost:before-evt-1", "outpost:after-evt-0", "outpost:after-evt-1"]
+    assert reason.startswith("the database refused the event")
 
 
 def consume_env(database_url: str, endpoint: str, stream: str, lease: float) -> dict[str, str]:

@@ -37,7 +37,7 @@ from tracker.ingest.kinesis_shards import (
 from tracker.metrics import UNKNOWN_TYPE, Metrics, type_label
 from tracker.settings import Settings
 from tracker.store.errors import StoreUnavailableError
-from tracker.store.event_log import Appended, NewEvent
+from tracker.store.event_log import NewEvent
 from tracker.store.quarantine import Refused
 from tracker.store.shard_leases import LeaseLostError, ListedShard, ShardLease, ShardLeases
 from tracker.wake import woken
@@ -359,16 +359,16 @@ class _ShardReader:
         self._checkpoint = sequence
         self._count(events, appended, len(refused), received_at)
 
-    def _count(self, events: list[NewEvent], appended: list[Appended], refused: int, received_at: datetime) -> None:
+    def _count(self, events: list[NewEvent], appended: list[bool], refused: int, received_at: datetime) -> None:
         """Count the page's records by type and outcome, each with the time from its fetch to its commit."""
         metrics = self._consumer.metrics
         seconds = (datetime.now(UTC) - received_at).total_seconds()
         # The log answers each event in order, unless it refused some (then appended one by one, the refused
         # ones quarantined): answers and events no longer pair up, and the types go unnamed.
         paired = len(appended) == len(events)
-        for index, answer in enumerate(appended):
+        for index, fresh in enumerate(appended):
             label = type_label(events[index].notification_type) if paired else UNKNOWN_TYPE
-            metrics.delivered("kinesis", label, "duplicate" if answer.duplicate else "stored", seconds)
+            metrics.delivered("kinesis", label, "stored" if fresh else "duplicate", seconds)
         for _ in range(refused + len(events) - len(appended)):
             metrics.delivered("kinesis", UNKNOWN_TYPE, "quarantined", seconds)
 

@@ -132,8 +132,14 @@ class EventLog:
         return [Appended(row["position"], row["stream_id"], row["version"], row["duplicate"]) for row in rows]
 
     async def copy_append(self, batch: Sequence[NewEvent]) -> list[bool]:
-        """Append a large batch with COPY (the file import); True for each event appended, False for a
-        duplicate. No positions come back: an import reports counts.
+        """Append a large batch with COPY (the file import) in a transaction of its own; see `copy_append_on`."""
+        with UnavailableGuard("event log"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                return await self.copy_append_on(conn, batch)
+
+    async def copy_append_on(self, conn: Connection, batch: Sequence[NewEvent]) -> list[bool]:
+        """Append a large batch with COPY on `conn`, in its open transaction; True for each event appended,
+        False for a duplicate. No positions come back: an import or a Kinesis page needs only the counts.
 
         What `append_events` does in SQL is done here around a COPY, under the same append lock: the known
         dedupe keys and the streams' heads are read, the fresh events numbered, then copied. COPY writes
@@ -141,17 +147,16 @@ class EventLog:
         A row the database refuses fails the whole batch: the caller appends it the usual way instead.
         """
         stored = [self._mapper.to_stored_event(event.to_domain_event(UNNUMBERED)) for event in batch]
-        with UnavailableGuard("event log"):
-            async with self._pool.acquire() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
-                keys = [event.dedupe_key for event in batch]
-                known = {row[0] for row in await conn.fetch(
-                    "SELECT dedupe_key FROM events WHERE dedupe_key = ANY($1::text[])", keys)}  # fmt: skip
-                heads = {row[0]: row[1] or 0 for row in await conn.fetch(_HEADS, list({e.stream_id for e in batch}))}
-                rows, appended = _numbered(batch, stored, known, heads)
-                if rows:
-                    await conn.copy_records_to_table("events", records=rows, columns=_COPY_COLUMNS)
-                    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
+        keys = [event.dedupe_key for event in batch]
+        known = {
+            row[0] for row in await conn.fetch("SELECT dedupe_key FROM events WHERE dedupe_key = ANY($1::text[])", keys)
+        }
+        heads = {row[0]: row[1] or 0 for row in await conn.fetch(_HEADS, list({e.stream_id for e in batch}))}
+        rows, appended = _numbered(batch, stored, known, heads)
+        if rows:
+            await conn.copy_records_to_table("events", records=rows, columns=_COPY_COLUMNS)
+            await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
         return appended
 
     async def stream(self, stream_id: str, after_version: int, limit: int) -> list[asyncpg.Record]:

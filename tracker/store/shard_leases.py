@@ -16,7 +16,7 @@ import asyncpg
 
 from tracker.store.database import Connection, Pool
 from tracker.store.errors import UnavailableGuard, refused_by_database
-from tracker.store.event_log import Appended, EventLog, NewEvent
+from tracker.store.event_log import EventLog, NewEvent
 from tracker.store.quarantine import Quarantine, Refused
 
 
@@ -164,8 +164,9 @@ class ShardLeases:
         events: Sequence[NewEvent],
         refused: Sequence[Refused],
         on_refused: Callable[[NewEvent, str], Refused],
-    ) -> list[Appended]:
-        """Store a batch and move the shard's checkpoint to `sequence`, together or not at all.
+    ) -> list[bool]:
+        """Store a batch and move the shard's checkpoint to `sequence`, together or not at all; for each
+        event stored, True if appended and False if a duplicate (in order, unless some were refused).
 
         LeaseLostError if the owner no longer holds the shard. An event the database refuses (none
         should be: the parser screens what jsonb cannot hold) goes to the quarantine via `on_refused`,
@@ -194,18 +195,19 @@ class ShardLeases:
 
     async def _append(
         self, conn: Connection, events: Sequence[NewEvent], on_refused: Callable[[NewEvent, str], Refused]
-    ) -> tuple[list[Appended], list[Refused]]:
+    ) -> tuple[list[bool], list[Refused]]:
+        """A page by COPY (a page holds up to 10,000 records); should the database refuse one, one by one."""
         if not events:
             return [], []
         try:
             async with conn.transaction():  # a savepoint: a refusal leaves the batch's transaction usable
-                return await self._event_log.append_on(conn, events), []
+                return await self._event_log.copy_append_on(conn, events), []
         except asyncpg.PostgresError as exc:
             if not refused_by_database(exc):
                 raise
             if len(events) == 1:
                 return [], [on_refused(events[0], f"the database refused the event: {exc}")]
-        appended: list[Appended] = []
+        appended: list[bool] = []
         refused: list[Refused] = []
         for event in events:  # one by one, to keep the others
             stored, kept = await self._append(conn, [event], on_refused)
