@@ -14,16 +14,13 @@ like it, it checks no signature.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
-import uvloop
 from aiohttp import web
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, StoredEvent
@@ -33,7 +30,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
-from bench.children import LOOPBACK
+from bench.receiver_server import serve
 from tracker.domain import route
 from tracker.domain.base import TrackerAggregate, UnrecognizedEvent
 
@@ -127,25 +124,14 @@ async def receive(request: web.Request) -> web.Response:
     )
 
 
-def create_app(url: str, pool_size: int) -> web.Application:
-    app = web.Application(client_max_size=1024 * 1024)
-    app.cleanup_ctx.append(partial(application, url, pool_size))
-    app.router.add_post("/webhooks/ampersand", receive)
-    return app
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.library_receiver", description=__doc__)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--database-url", required=True)
-    parser.add_argument(
-        "--pool-size", type=int, default=10, help="psycopg connections: at least the default executor's threads"
+    serve(
+        "python -m bench.library_receiver",
+        __doc__,
+        receive,
+        application,
+        "psycopg connections: at least the default executor's threads",
     )
-    args = parser.parse_args()
-    app = create_app(args.database_url, args.pool_size)
-    # uvloop, as `tracker serve` runs on it: the ratios compare handlers, not event loops.
-    loop = uvloop.new_event_loop()
-    web.run_app(app, host=LOOPBACK, port=args.port, access_log=None, print=None, loop=loop)
 
 
 if __name__ == "__main__":

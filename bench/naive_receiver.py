@@ -10,18 +10,15 @@ the cheapest form of "a transaction per request". It checks no signature: only s
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 import asyncpg
 import orjson
-import uvloop
 from aiohttp import web
 
-from bench.children import LOOPBACK
+from bench.receiver_server import serve
 from tracker.store.database import init_connection
 
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -88,23 +85,8 @@ async def receive(request: web.Request) -> web.Response:
     )
 
 
-def create_app(url: str, pool_size: int) -> web.Application:
-    app = web.Application(client_max_size=1024 * 1024)
-    app.cleanup_ctx.append(partial(database, url, pool_size))
-    app.router.add_post("/webhooks/ampersand", receive)
-    return app
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.naive_receiver", description=__doc__)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--database-url", required=True)
-    parser.add_argument("--pool-size", type=int, default=10, help="as the tracker's default pool")
-    args = parser.parse_args()
-    app = create_app(args.database_url, args.pool_size)
-    # uvloop, as `tracker serve` runs on it: the ratios compare handlers, not event loops.
-    loop = uvloop.new_event_loop()
-    web.run_app(app, host=LOOPBACK, port=args.port, access_log=None, print=None, loop=loop)
+    serve("python -m bench.naive_receiver", __doc__, receive, database, "as the tracker's default pool")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,35 @@
+"""What the webhook scenario's two database baselines share: one route, their command line, and uvloop."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
+
+import uvloop
+from aiohttp import web
+
+from bench.children import LOOPBACK
+
+Resources = Callable[[str, int, web.Application], AsyncIterator[None]]
+"""Opens what the handler needs (a pool, an application) for the app's life: `(url, pool_size, app)`."""
+
+
+def serve(
+    prog: str,
+    description: str | None,
+    receive: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    resources: Resources,
+    pool_help: str,
+) -> None:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--pool-size", type=int, default=10, help=pool_help)
+    args = parser.parse_args()
+    app = web.Application(client_max_size=1024 * 1024)
+    app.cleanup_ctx.append(partial(resources, args.database_url, args.pool_size))
+    app.router.add_post("/webhooks/ampersand", receive)
+    # uvloop, as `tracker serve` runs on it: the ratios compare handlers, not event loops.
+    loop = uvloop.new_event_loop()
+    web.run_app(app, host=LOOPBACK, port=args.port, access_log=None, print=None, loop=loop)
