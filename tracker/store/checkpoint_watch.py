@@ -26,7 +26,8 @@ class CheckpointWatch:
             if self._reading is None or self._reading.done():
                 self._reading = asyncio.ensure_future(self._read())
             try:  # shielded: one waiter timing out must not cancel the reading the others share
-                reached = await asyncio.wait_for(asyncio.shield(self._reading), max(0.0, deadline - loop.time()))
+                async with asyncio.timeout_at(deadline):  # not wait_for: see `tracker.wake`
+                    reached = await asyncio.shield(self._reading)
             except TimeoutError:
                 return self._last
             if reached >= position or loop.time() >= deadline:
