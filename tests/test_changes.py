@@ -94,6 +94,7 @@ async def test_a_disabled_destination_is_a_change_of_the_installations_naming_it
 async def test_a_rewrite_that_changes_nothing_is_no_change(tracker: Tracker) -> None:
     installation_id = new_id("inst")
     await tracker.ingest(installation_event("installation.created", installation_id, config=config()))
+    await tracker.catch_up()
     await tracker.ingest(
         notification(
             "destination.webhook.disabled", projectId="proj-1", destinationId=new_id("dest"),
