@@ -19,6 +19,7 @@ import orjson
 import uvloop
 
 from tracker import Tracker
+from tracker.cli import tune_collector
 from tracker.store.database import init_connection
 
 PAGE = 5_000
@@ -71,6 +72,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000, help="library: the slice of the log it replays")
     parser.add_argument("--timeout", type=float, default=600, help="library: seconds it may take")
     args = parser.parse_args()
+    tune_collector()  # as the `tracker` command does, for the baselines too
     if args.mode == "library":
         # Imported here: psycopg and the library's persistence would swell the other modes' start and RSS.
         from bench import library_projection  # noqa: PLC0415

@@ -291,6 +291,17 @@ _DATABASE_UNREACHABLE = (
 """How starting a command fails when its database cannot be used; the message says so, not the driver."""
 
 
+COLLECTOR_THRESHOLDS = (100_000, 50, 100)
+"""Allocations between two young collections, and collections between two older ones. CPython's
+(700, 10, 10) suits short scripts: folding allocates a few hundred objects an event, so the collector ran
+every few events and walked the page of rows and views in hand; a rebuild of 874,000 installation events
+replayed in 38 s instead of 48 (garbage without cycles is freed at once whatever the thresholds)."""
+
+
+def tune_collector() -> None:
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)
+
+
 def _run(args: argparse.Namespace, settings: Settings) -> None:
     if args.command not in ("serve", "consume"):  # the one-shot commands, and `project`, read no stream
         settings = replace(settings, kinesis_streams=())
@@ -309,5 +320,6 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
         work = import_file(settings, args.file)
     else:
         work = status(settings, args.json)
+    tune_collector()
     with contextlib.suppress(KeyboardInterrupt):
         uvloop.run(work)  # libuv's loop: less CPU per request than asyncio's own
