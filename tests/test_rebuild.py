@@ -140,6 +140,26 @@ async def test_a_live_row_that_differs_from_the_log_is_found_and_repaired(tracke
     assert rebuild["rowsChanged"] == 1
 
 
+async def test_a_rebuild_fills_live_tables_whose_statistics_say_empty(tracker: Tracker) -> None:
+    """As after emptying them, or on a new database whose tables were analyzed before any row came."""
+    ids = await story(tracker, count=5)
+    await tracker.ingest(installation_event("read.schedule.paused", ids[0], config=config(), error="quota exceeded"))
+    await tracker.catch_up()
+    views_sql = "SELECT installation_id, position, doc FROM installation_view ORDER BY 1"
+    issues_sql = "SELECT entity_id, code, status, doc FROM issues WHERE entity = 'installation' ORDER BY 1, 2"
+    views, issues = await tracker.pool.fetch(views_sql), await tracker.pool.fetch(issues_sql)
+    assert len(issues) == 1
+    await tracker.pool.execute("TRUNCATE installation_view, issues")
+    await tracker.pool.execute("ANALYZE installation_view, issues")
+
+    await tracker.rebuild(["installations"])
+
+    assert await tracker.pool.fetch(views_sql) == views
+    assert await tracker.pool.fetch(issues_sql) == issues
+    rebuild = next(p["rebuild"] for p in (await tracker.status())["projections"] if p["name"] == "installations")
+    assert rebuild["rowsChanged"] == len(views) + len(issues)
+
+
 async def test_two_rebuilds_of_one_read_model_never_run_at_once(make_tracker: MakeTracker, database_url: str) -> None:
     first, second = make_tracker(follow_projections=False), make_tracker(follow_projections=False)
     await first.start()
