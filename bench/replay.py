@@ -19,7 +19,7 @@ import orjson
 import uvloop
 
 from tracker import Tracker
-from tracker.cli import tune_collector
+from tracker.collector import tune_collector
 from tracker.store.database import init_connection
 
 PAGE = 5_000

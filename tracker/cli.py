@@ -24,6 +24,7 @@ import uvloop
 from aiohttp import web
 from tqdm import tqdm
 
+from tracker.collector import tune_collector
 from tracker.facade import Tracker
 from tracker.ingest.signatures import is_loopback
 from tracker.log_format import FORMATS, LEVELS, default_format, log_to_stderr, secrets_of
@@ -289,17 +290,6 @@ _DATABASE_UNREACHABLE = (
     asyncpg.TooManyConnectionsError,
 )
 """How starting a command fails when its database cannot be used; the message says so, not the driver."""
-
-
-COLLECTOR_THRESHOLDS = (100_000, 50, 100)
-"""Allocations between two young collections, and collections between two older ones. CPython's
-(700, 10, 10) suits short scripts: folding allocates a few hundred objects an event, so the collector ran
-every few events and walked the page of rows and views in hand; a rebuild of 874,000 installation events
-replayed in 38 s instead of 48 (garbage without cycles is freed at once whatever the thresholds)."""
-
-
-def tune_collector() -> None:
-    gc.set_threshold(*COLLECTOR_THRESHOLDS)
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> None:
