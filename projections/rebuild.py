@@ -5,7 +5,8 @@ folds the last events into the shadow and writes into the live table only the ro
 rebuild whose logic did not change writes nearly nothing, and readers never wait). Phases:
 
 1. replay: the log's events of the read model up to the head seen at the start, stream by stream, each
-   view built whole and copied into the shadow once; a page of events and views in memory at a time;
+   view built whole and copied into the shadow once; a page of events and views in memory at a time; a
+   big log is split into ranges of streams, each replayed by a worker process (`projections/replay_worker.py`);
 2. catching up: the events appended meanwhile, in position order, like the live runner;
 3. switching: under HEALTH_LOCK and the live checkpoint's row lock, the shadow is brought to the live
    checkpoint and the rows that differ are written into the live tables, which compares both row by row
@@ -26,19 +27,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic
 
+from projections import READ_MODELS
 from projections.folding import Failure, fold
 from projections.read_model import ReadModel, View
+from projections.replay import StreamRange, replay, shadow_of
+from projections.replay_worker import run_worker
 from projections.runner import HEALTH_LOCK, batch_sql, read_batch
-from projections.view_store import ISSUE_COLUMNS, ViewStore
+from projections.view_store import ISSUE_COLUMNS
 from tracker.store import dead_letters
 from tracker.store.database import Connection, Pool
-from tracker.store.event_log import Recorded
 
 log = logging.getLogger(__name__)
 
 _KEY_PREFIX = 0x7472_7262  # "trrb": the high half of every rebuild lock key; crc32(name) is the low half
-_REPLAY_PAGE = 5000
-"""Events per replay page: big enough that a round trip is cheap next to its fold, small enough to hold."""
+WORKERS_FROM = 100_000
+"""Events from which a replay is split across worker processes: below, starting them costs more than it saves."""
 _RECORD_EVERY = 1.0
 """Seconds between two progress updates in `projection_rebuilds`."""
 
@@ -88,7 +91,12 @@ class Rebuild(Generic[View]):
         model: ReadModel[View],
         batch_size: int,
         on_progress: Callable[[Progress], object] = lambda _: None,
+        *,
+        database_url: str | None = None,
+        workers: int = 1,
     ) -> None:
+        """With `database_url`, a replay of at least WORKERS_FROM events runs in `workers` processes (the
+        read models of `projections.READ_MODELS` only: a worker knows no other logic)."""
         self.model = model
         self.progress = Progress(model.name)
         self.claimed = asyncio.Event()
@@ -96,13 +104,10 @@ class Rebuild(Generic[View]):
         self._pool = pool
         self._batch_size = batch_size
         self._on_progress = on_progress
-        self._shadow = ViewStore(model, f"rebuild_{model.table}", f"rebuild_{model.table}_issues")
+        self._database_url = database_url
+        self._workers = workers if any(model is known for known in READ_MODELS) else 1
+        self._shadow = shadow_of(model)
         self._batch_sql = batch_sql(batch_size)
-        self._replay_sql = (
-            "SELECT position, stream_id, version, type, payload->'data' AS data, received_at FROM events"
-            " WHERE (stream_id, version) > ($1, $2) AND stream_id < $4 AND type = ANY($3::text[]) AND position <= $5"
-            f" ORDER BY stream_id, version LIMIT {_REPLAY_PAGE}"
-        )
         self._types = sorted(model.types)
         self._failures: list[Failure] = []
         self._blocked: set[str] = set()
@@ -165,41 +170,56 @@ class Rebuild(Generic[View]):
         await conn.execute(f"CREATE UNLOGGED TABLE {shadow.issues_table} (LIKE issues INCLUDING DEFAULTS)")
 
     async def _replay(self, conn: Connection, head: int) -> None:
-        """Stream by stream up to `head`: the next page is read while this one folds and the last one is copied."""
-        model = self.model
-        prefix = model.stream_prefix
-        views: dict[str, View] = {}
-        async with self._pool.acquire() as reader:
-            after: tuple[str, int] = (f"{prefix}:", 0)
-            fetching = asyncio.ensure_future(reader.fetch(self._replay_sql, *after, self._types, f"{prefix};", head))
-            writing: asyncio.Future[None] | None = None
-            try:
-                while rows := await fetching:
-                    after = (rows[-1]["stream_id"], rows[-1]["version"])
-                    fetching = asyncio.ensure_future(
-                        reader.fetch(self._replay_sql, *after, self._types, f"{prefix};", head)
-                    )
-                    events = [Recorded(*row) for row in rows]
-                    folded = await fold(model, events, views, self._blocked)
-                    self._failures += folded.failures
-                    # The last stream of the page may go on in the next one: keep its view, copy the rest.
-                    going_on = model.key_of(events[-1])
-                    finished = [view for key, view in views.items() if key != going_on]
-                    views = {going_on: views[going_on]} if going_on in views else {}
-                    if writing is not None:
-                        await writing
-                    self.progress.events_done += len(events)
-                    await self._record(conn, "replaying")
-                    writing = asyncio.ensure_future(self._shadow.copy(conn, finished))
-                if writing is not None:
-                    await writing
-            finally:
-                for pending in (fetching, writing):
-                    if pending is not None and not pending.done():
-                        pending.cancel()
-                        with contextlib.suppress(BaseException):
-                            await pending
-        await self._shadow.copy(conn, list(views.values()))
+        ranges = await self._ranges(conn)
+        if len(ranges) == 1 or self._database_url is None:
+
+            async def replayed(events: int, failures: list[Failure]) -> None:
+                await self._counted(events, failures)
+                await self._record(conn, "replaying")
+
+            async with self._pool.acquire() as reader:
+                await replay(
+                    reader, conn, self.model, StreamRange.of(self.model),
+                    head=head, blocked=self._blocked, on_page=replayed,
+                )  # fmt: skip
+            return
+        workers = [
+            asyncio.ensure_future(run_worker(self._database_url, self.model.name, streams, head, self._counted))
+            for streams in ranges
+        ]
+        try:
+            pending: set[asyncio.Future[None]] = set(workers)
+            while pending:
+                done, pending = await asyncio.wait(pending, timeout=_RECORD_EVERY, return_when="FIRST_EXCEPTION")
+                for worker in done:
+                    worker.result()  # a worker that failed fails the rebuild
+                await self._record(conn, "replaying")
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _ranges(self, conn: Connection) -> list[StreamRange]:
+        """The model's streams cut into one range per worker, of about as many events each (all events of
+        its streams, whatever their type: the index alone answers); one range if no workers are due."""
+        whole = StreamRange.of(self.model)
+        if self._workers < 2 or self.progress.events_total < WORKERS_FROM:
+            return [whole]
+        cuts = [index / self._workers for index in range(1, self._workers)]
+        bounds = await conn.fetchval(
+            "SELECT percentile_disc($3::float8[]) WITHIN GROUP (ORDER BY stream_id) FROM events"
+            " WHERE stream_id > $1 AND stream_id < $2",
+            whole.start,
+            whole.stop,
+            cuts,
+        )
+        starts = [whole.start, *sorted({bound for bound in bounds or () if bound is not None})]
+        return [StreamRange(start, stop) for start, stop in zip(starts, [*starts[1:], whole.stop], strict=True)]
+
+    async def _counted(self, events: int, failures: list[Failure]) -> None:
+        self.progress.events_done += events
+        self._failures += failures
+        self._blocked.update(failure.key for failure in failures)
 
     async def _follow(self, conn: Connection, position: int, until: int = 2**63 - 1) -> int:
         """Fold the events after `position` (to `until`) into the shadow in position order; return where it ends."""

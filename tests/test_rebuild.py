@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
@@ -13,11 +14,13 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from projections import CONNECTIONS, DESTINATIONS, INSTALLATIONS
+from projections import CONNECTIONS, DESTINATIONS, INSTALLATIONS, rebuild
 from projections.installations import InstallationView
 from projections.rebuild import Progress, RebuildRunningError, rebuild_lock_key
+from projections.replay import OnPage, StreamRange
 from projections.runner import HEALTH_LOCK
 from tracker import Tracker
+from tracker.settings import Settings
 from tracker.store.event_log import Recorded
 
 from .conftest import MakeTracker
@@ -158,6 +161,35 @@ async def test_a_rebuild_fills_live_tables_whose_statistics_say_empty(tracker: T
     assert await tracker.pool.fetch(issues_sql) == issues
     rebuild = next(p["rebuild"] for p in (await tracker.status())["projections"] if p["name"] == "installations")
     assert rebuild["rowsChanged"] == len(views) + len(issues)
+
+
+async def test_a_replay_split_across_worker_processes_gives_the_live_rows(
+    make_tracker: MakeTracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rebuild, "WORKERS_FROM", 0)
+    ranges: list[StreamRange] = []
+
+    async def counted(database_url: str, name: str, streams: StreamRange, head: int, on_page: OnPage) -> None:
+        ranges.append(streams)
+        await run_worker(database_url, name, streams, head, on_page)
+
+    run_worker = rebuild.run_worker
+    monkeypatch.setattr(rebuild, "run_worker", counted)
+    tracker = make_tracker(settings=Settings(rebuild_workers=3), follow_projections=False)
+    await tracker.start()
+    await story(tracker, count=30)
+    before = await tracker.pool.fetch("SELECT xmin::text, installation_id FROM installation_view ORDER BY 2")
+
+    assert await tracker.rebuild(["installations"]) == {"installations": 60}
+
+    assert len(ranges) == 3
+    assert ranges[0].start == "installation:" and ranges[-1].stop == "installation;"
+    assert all(left.stop == right.start for left, right in itertools.pairwise(ranges))
+    after = await tracker.pool.fetch("SELECT xmin::text, installation_id FROM installation_view ORDER BY 2")
+    assert after == before  # the workers' rows equal the live runner's: not one rewritten
+    status = next(p for p in (await tracker.status())["projections"] if p["name"] == "installations")
+    assert status["rebuild"]["matchedLive"] is True
+    assert status["rebuild"]["eventsDone"] == 60
 
 
 async def test_two_rebuilds_of_one_read_model_never_run_at_once(make_tracker: MakeTracker, database_url: str) -> None:

@@ -388,7 +388,14 @@ class Tracker:
     def _rebuild(
         self, model: ReadModel[Any], on_progress: Callable[[Progress], object] = lambda _: None
     ) -> Rebuild[Any]:
-        return Rebuild(self.pool, model, self.settings.projection_batch_size, on_progress)
+        return Rebuild(
+            self.pool,
+            model,
+            self.settings.projection_batch_size,
+            on_progress,
+            database_url=self.database_url,
+            workers=self.settings.rebuild_workers,
+        )
 
     def _rebuild_done(self, task: asyncio.Task[RebuildReport]) -> None:
         if not task.cancelled() and task.exception() is not None:
