@@ -4,7 +4,7 @@ The log is written by `bench.bulk_log`: rows built by the tracker's own parser, 
 COPYed in, so they are what the webhook writes without paying a request for each. The baselines:
 a raw read and decode of the same rows (the floor), and eventsourcing's `ProjectionRunner` folding a
 slice of the log with the same read models (`bench.library_projection`); all three are timed in child
-processes, so each peak RSS is that replay's own.
+processes, so each peak RSS is that replay's own (with the rebuild's worker processes, summed).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from tracker.settings import Settings
 GOAL_VS_RAW = 0.4
 GOAL_VS_LIBRARY = 40.0
 GOAL_RSS_MB = 300.0
+RSS_MEASURE = "peak RSS MB, the process and its workers"
 _REPLAY_TIMEOUT = 1_800.0
 
 
@@ -152,14 +153,14 @@ def rows(runs: Sequence[Run], log: Log) -> list[Row]:
         ),
         Row(
             "rebuild",
-            "peak RSS MB of the process",
+            RSS_MEASURE,
             rss,
             raw_label,
             spread("raw", "peak_rss_mb"),
             f"tracker < {GOAL_RSS_MB:.0f} MB",
             rss.median < GOAL_RSS_MB,
         ),
-        Row("rebuild", "peak RSS MB of the process", rss, library_label, spread("library", "peak_rss_mb")),
+        Row("rebuild", RSS_MEASURE, rss, library_label, spread("library", "peak_rss_mb")),
     ]
 
 
