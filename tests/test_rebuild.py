@@ -192,6 +192,31 @@ async def test_a_replay_split_across_worker_processes_gives_the_live_rows(
     assert status["rebuild"]["eventsDone"] == 60
 
 
+async def test_a_worker_s_failures_become_the_rebuild_s_dead_letters(
+    make_tracker: MakeTracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rebuild, "WORKERS_FROM", 0)
+    tracker = make_tracker(settings=Settings(rebuild_workers=2), follow_projections=False)
+    await tracker.start()
+    sick, *_ = await story(tracker, count=6)
+    # A write that an older parser let through without its object, then one more: the logic fails on the first.
+    await tracker.pool.execute(
+        "INSERT INTO events (stream_id, version, type, topic, payload, raw, metadata, dedupe_key, received_at)"
+        " SELECT stream_id, version + n, type, topic, CASE WHEN n = 1 THEN payload #- '{data,objectName}'"
+        " ELSE payload END, raw, metadata, dedupe_key || n, received_at FROM events, generate_series(1, 2) n"
+        " WHERE stream_id = $1 AND type = 'write.async.done'",
+        f"installation:{sick}",
+    )
+
+    assert await tracker.rebuild(["installations"]) == {"installations": 14}
+
+    letters = await tracker.pool.fetch("SELECT entity_id, event_type, error, status FROM dead_letters")
+    assert [tuple(letter) for letter in letters] == [(sick, "write.async.done", "KeyError: 'objectName'", "retrying")]
+    view = await tracker.installation(sick)
+    assert view is not None
+    assert view["objects"]["o"]["writes"]["operations"] == 1  # the write after the failed one waits
+
+
 async def test_two_rebuilds_of_one_read_model_never_run_at_once(make_tracker: MakeTracker, database_url: str) -> None:
     first, second = make_tracker(follow_projections=False), make_tracker(follow_projections=False)
     await first.start()
