@@ -17,12 +17,15 @@ from tracker.store.database import Connection
 from tracker.store.event_log import Recorded
 
 PAGE = 5000
-"""Events per page: big enough that a round trip is cheap next to its fold, small enough to hold."""
+"""Rows per page: big enough that a round trip is cheap next to its fold, small enough to hold."""
 _PAGE_SQL = (
     "SELECT position, stream_id, version, type, payload->'data' AS data, received_at FROM events"
-    " WHERE (stream_id, version) > ($1, $2) AND stream_id < $3 AND type = ANY($4::text[]) AND position <= $5"
-    f" ORDER BY stream_id, version LIMIT {PAGE}"
+    " WHERE (stream_id, version) > ($1, $2) AND stream_id < $3 AND position <= $4"
+    " ORDER BY stream_id, version LIMIT $5"
 )
+"""The rows of other types are left out in Python, not here: with a type filter, PostgreSQL took the
+connections' pages by bitmap scan and sort of all their events, every page (547 ms a page of 5,000
+instead of 28 ms: quadratic in the log's size)."""
 
 OnPage = Callable[[int, list[Failure]], Awaitable[None]]
 """Hears each page replayed: its events, and those that evolve() failed on."""
@@ -59,12 +62,14 @@ async def replay(
     """Fold the events of `streams` up to position `head` into the shadow, stream by stream: the next page
     is read (by `reader`) while this one folds and the last one is copied (by `writer`). An entity whose
     event fails joins `blocked` (see `fold`)."""
-    shadow, types = shadow_of(model), sorted(model.types)
+    shadow, types, size = shadow_of(model), model.types, PAGE
     views: dict[str, View] = {}
     after: tuple[str, int] = (streams.start, 0)
+    carried: tuple[str, str] | None = None
+    """The stream and key of the view that may go on in the next page."""
 
     def next_page() -> asyncio.Future[list[asyncpg.Record]]:
-        return asyncio.ensure_future(reader.fetch(_PAGE_SQL, *after, streams.stop, types, head))
+        return asyncio.ensure_future(reader.fetch(_PAGE_SQL, *after, streams.stop, head, size))
 
     fetching = next_page()
     writing: asyncio.Future[None] | None = None
@@ -72,10 +77,15 @@ async def replay(
         while rows := await fetching:
             after = (rows[-1]["stream_id"], rows[-1]["version"])
             fetching = next_page()
-            events = [Recorded(*row) for row in rows]
+            events = [Recorded(*row) for row in rows if row["type"] in types]
             folded = await fold(model, events, views, blocked)
-            # The last stream of the page may go on in the next one: keep its view, copy the rest.
-            going_on = model.key_of(events[-1])
+            # The page's last stream may go on in the next one: keep its view, copy the rest.
+            last_stream = rows[-1]["stream_id"]
+            if events and events[-1].stream_id == last_stream:
+                carried = (last_stream, model.key_of(events[-1]))
+            elif carried is not None and carried[0] != last_stream:
+                carried = None  # else a page of only other types, all of the carried view's stream
+            going_on = carried[1] if carried is not None else None
             finished = [view for key, view in views.items() if key != going_on]
             views = {going_on: views[going_on]} if going_on in views else {}
             if writing is not None:

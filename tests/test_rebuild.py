@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from projections import CONNECTIONS, DESTINATIONS, INSTALLATIONS, rebuild
+from projections import CONNECTIONS, DESTINATIONS, INSTALLATIONS, rebuild, replay
 from projections.installations import InstallationView
 from projections.rebuild import Progress, RebuildRunningError, rebuild_lock_key
 from projections.replay import OnPage, StreamRange
@@ -24,7 +24,7 @@ from tracker.settings import Settings
 from tracker.store.event_log import Recorded
 
 from .conftest import MakeTracker
-from .notifications import config, installation_event, new_id
+from .notifications import config, installation_event, new_id, notification
 from .waiting import eventually
 
 
@@ -215,6 +215,25 @@ async def test_a_worker_s_failures_become_the_rebuild_s_dead_letters(
     view = await tracker.installation(sick)
     assert view is not None
     assert view["objects"]["o"]["writes"]["operations"] == 1  # the write after the failed one waits
+
+
+async def test_replay_pages_leave_out_other_types_and_keep_a_view_that_goes_on(
+    tracker: Tracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = await story(tracker, count=3)
+    for n in range(3):  # a type the installations logic does not fold, in one stream
+        await tracker.ingest(notification("installation.renamed", installationId=ids[1], n=n))
+    await tracker.ingest(write(ids[1], 2))
+    await tracker.catch_up()
+    before = await tracker.pool.fetch("SELECT xmin::text, installation_id FROM installation_view ORDER BY 2")
+    monkeypatch.setattr(replay, "PAGE", 2)  # every stream before it has two rows: a page holds two renames alone
+
+    assert await tracker.rebuild(["installations"]) == {"installations": 7}  # the folded events
+
+    after = await tracker.pool.fetch("SELECT xmin::text, installation_id FROM installation_view ORDER BY 2")
+    assert after == before
+    status = next(p for p in (await tracker.status())["projections"] if p["name"] == "installations")
+    assert status["rebuild"]["matchedLive"] is True
 
 
 async def test_two_rebuilds_of_one_read_model_never_run_at_once(make_tracker: MakeTracker, database_url: str) -> None:
