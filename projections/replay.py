@@ -65,8 +65,7 @@ async def replay(
     shadow, types, size = shadow_of(model), model.types, PAGE
     views: dict[str, View] = {}
     after: tuple[str, int] = (streams.start, 0)
-    carried: tuple[str, str] | None = None
-    """The stream and key of the view that may go on in the next page."""
+    carried: tuple[str, str] | None = None  # the stream and key of the view that may go on in the next page
 
     def next_page() -> asyncio.Future[list[asyncpg.Record]]:
         return asyncio.ensure_future(reader.fetch(_PAGE_SQL, *after, streams.stop, head, size))
