@@ -105,7 +105,8 @@ class Rebuild(Generic[View]):
         self._batch_size = batch_size
         self._on_progress = on_progress
         self._database_url = database_url
-        self._workers = workers if any(model is known for known in READ_MODELS) else 1
+        built_in = any(model is known for known in READ_MODELS)
+        self._workers = workers if database_url is not None and built_in else 1
         self._shadow = shadow_of(model)
         self._batch_sql = batch_sql(batch_size)
         self._types = sorted(model.types)
@@ -171,7 +172,7 @@ class Rebuild(Generic[View]):
 
     async def _replay(self, conn: Connection, head: int) -> None:
         ranges = await self._ranges(conn)
-        if len(ranges) == 1 or self._database_url is None:
+        if len(ranges) == 1:
 
             async def replayed(events: int, failures: list[Failure]) -> None:
                 await self._counted(events, failures)
@@ -183,9 +184,10 @@ class Rebuild(Generic[View]):
                     head=head, blocked=self._blocked, on_page=replayed,
                 )  # fmt: skip
             return
+        url = self._database_url
+        assert url is not None  # workers are due only with one (see __init__)
         workers = [
-            asyncio.ensure_future(run_worker(self._database_url, self.model.name, streams, head, self._counted))
-            for streams in ranges
+            asyncio.ensure_future(run_worker(url, self.model.name, streams, head, self._counted)) for streams in ranges
         ]
         try:
             pending: set[asyncio.Future[None]] = set(workers)
