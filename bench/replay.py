@@ -103,19 +103,18 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=600, help="library: seconds it may take")
     args = parser.parse_args()
     tune_collector()  # as the `tracker` command does, for the baselines too
-    if args.mode == "library":
-        # Imported here: psycopg and the library's persistence would swell the other modes' start and RSS.
-        from bench import library_projection  # noqa: PLC0415
+    with TreeMemory() as tree:
+        if args.mode == "library":
+            # Imported here: psycopg and the library's persistence would swell the other modes' start and RSS.
+            from bench import library_projection  # noqa: PLC0415
 
-        result = library_projection.replay(args.database_url, args.events, args.timeout)
-    else:
-        with TreeMemory() as tree:
+            result = library_projection.replay(args.database_url, args.events, args.timeout)
+        else:
             result = uvloop.run(rebuild(args.database_url) if args.mode == "rebuild" else raw_read(args.database_url))
-        # A rebuild's workers hold most of its memory: the figure is theirs and this process's, together.
-        result["own_peak_rss_mb"] = peak_rss_mb()
-        result["peak_rss_mb"] = max(tree.peak_mb, result["own_peak_rss_mb"])
-    result.setdefault("peak_rss_mb", peak_rss_mb())
-    args.out.write_bytes(orjson.dumps({**result, "mode": args.mode}))
+    # A rebuild's workers hold most of its memory: the figure is theirs and this process's, together.
+    own = peak_rss_mb()
+    result |= {"own_peak_rss_mb": own, "peak_rss_mb": max(tree.peak_mb, own), "mode": args.mode}
+    args.out.write_bytes(orjson.dumps(result))
 
 
 if __name__ == "__main__":
