@@ -76,7 +76,7 @@ async def replay(
         while rows := await fetching:
             after = (rows[-1]["stream_id"], rows[-1]["version"])
             fetching = next_page()
-            events = [Recorded(*row) for row in rows if row["type"] in types]
+            events = [Recorded._make(row) for row in rows if row["type"] in types]
             folded = await fold(model, events, views, blocked)
             # The page's last stream may go on in the next one: keep its view, copy the rest.
             last_stream = rows[-1]["stream_id"]

@@ -8,7 +8,6 @@ event changes nothing they read; the properties below work the rules out again a
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 from functools import reduce
 from typing import Any
@@ -278,7 +277,7 @@ def _recorded(stream: Stream, drawn: list[tuple[str, dict[str, Any]]], minutes: 
     at, events = T0, []
     for (kind, data), step in zip(drawn, minutes, strict=False):
         at += timedelta(minutes=step)
-        events.append(replace(stream.event(kind, **data), received_at=at))
+        events.append(stream.event(kind, **data)._replace(received_at=at))
     return events
 
 

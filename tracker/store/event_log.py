@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 from eventsourcing.persistence import Mapper, StoredEvent
@@ -54,9 +54,11 @@ class Appended:
     duplicate: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    """An event read back from the log: what projections fold and timelines show."""
+class Recorded(NamedTuple):
+    """An event read back from the log: what projections fold and timelines show.
+
+    A named tuple, not a frozen dataclass: a rebuild makes one per event, and `Recorded._make(row)` costs a
+    fraction of a frozen `__init__`, which sets each field through `object.__setattr__`."""
 
     position: int
     stream_id: str
