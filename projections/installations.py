@@ -202,8 +202,8 @@ def _same_reasons(view: InstallationView, changes: Changes) -> bool:
     Strict rather than exact: a failing object written again has its reason worked out anew, though it
     may read the same.
     """
-    for name in changes.keys() & _RULE_FIELDS:
-        if changes[name] != getattr(view, name):
+    for name, value in changes.items():
+        if name in _RULE_FIELDS and value != getattr(view, name):
             return False
     objects: dict[str, ObjectState] | None = changes.get("objects")
     if objects is None:
