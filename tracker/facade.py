@@ -153,7 +153,10 @@ class Tracker:
             self._tasks.append(asyncio.create_task(follow, name=f"projection-{runner.model.name}"))
         # Configs sent by URL are fetched where the projections run: never in the webhook's request.
         self._wake.append(wake := asyncio.Event())
-        fetching = self.config_fetches.run_forever(wake, self.settings.config_fetch_poll_interval)
+        settings = self.settings
+        fetching = self.config_fetches.run_forever(
+            wake, settings.config_fetch_poll_interval, settings.config_fetch_min_interval
+        )
         self._config_fetching = asyncio.create_task(fetching, name="config-fetches")
         self._tasks.append(asyncio.create_task(self._rebuild_outdated(), name="rebuild-outdated"))
 

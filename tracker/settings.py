@@ -72,6 +72,8 @@ class Settings:
     process); 1 replays in the rebuilding process itself."""
     config_fetch_poll_interval: float = 1.0
     """The config fetcher looks for new URLs and due retries this often, besides being woken by NOTIFY."""
+    config_fetch_min_interval: float = 0.25
+    """...and, woken by NOTIFY, at most this often: a config sent by URL is fetched within about this."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
