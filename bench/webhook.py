@@ -1,7 +1,10 @@
 """Scenario `webhook`: the tracker and three baselines under the same load.
 
 The baselines: the empty handler (the HTTP ceiling), the naive receiver (one INSERT per request) and
-the eventsourcing library's `Application.save` called through a thread (`bench.library_receiver`).
+the eventsourcing library's `Application.save` called through a thread (`bench.library_receiver`). The
+tracker runs twice: as `tracker serve` runs by default, its projection child folding every notification
+into the read models on the same two cores, and with `--projections none`, ingesting alone, as the
+baselines do (none of them projects anything).
 
 Each server runs as its own process on a free loopback port, on a database of its own, and the
 generator as another process; repetitions interleave the servers so a noisy minute hurts all three
@@ -86,7 +89,15 @@ TRACKER = Server(
     lambda port, _: [PYTHON, "-m", "tracker", "serve", "--host", LOOPBACK, "--port", str(port)],
     "events",
 )
-SERVERS = (EMPTY, NAIVE, LIBRARY, TRACKER)
+INGEST = Server(
+    "ingest",
+    "tracker serve --projections none",
+    lambda port, url: [*TRACKER.command(port, url), "--projections", "none"],
+    "events",
+)
+SERVERS = (EMPTY, NAIVE, LIBRARY, TRACKER, INGEST)
+TRACKERS = {TRACKER: "", INGEST: ", ingest only"}
+"""The tracker's two runs, and what their rows' measures add to say which."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +133,8 @@ async def run_once(
             meter = CpuMeter(child.pid, await find_postmaster(url) if server.table else None)
             out = work_dir / f"load-{server.name}-{index}.json"
             generator = _generator(f"http://{LOOPBACK}:{port}/webhooks/ampersand", secret, load, out)
-            profiled = profile_dir is not None and server is TRACKER
-            samples = (profile_dir or work_dir) / f"webhook-tracker-{index}.txt"
+            profiled = profile_dir is not None and server in TRACKERS
+            samples = (profile_dir or work_dir) / f"webhook-{server.name}-{index}.txt"
             async with contextlib.AsyncExitStack() as stack:
                 if profiled:
                     await stack.enter_async_context(profile.attached(child.pid, samples, work_dir / "py-spy.log"))
@@ -200,16 +211,18 @@ MEASURES: tuple[tuple[str, Callable[[Run], float | None], int], ...] = (
 
 
 def rows(runs: Sequence[Run]) -> list[Row]:
-    """The table rows: throughput and latency against both baselines, and where the CPU went."""
+    """The table rows: each run of the tracker's throughput and latency against the baselines, and where
+    the CPU went; the goals are shown for both runs."""
     table = []
-    for measure, value, digits in MEASURES:
-        ours = _spread(runs, TRACKER, value)
-        for baseline in (NAIVE, LIBRARY, EMPTY):
-            theirs = _spread(runs, baseline, value)
-            if theirs is None:
-                continue  # the empty handler has no database
-            goal, met = _goal(measure, baseline, ours, theirs)
-            table.append(Row("webhook", measure, ours, baseline.label, theirs, goal, met, digits))
+    for tracker, which in TRACKERS.items():
+        for measure, value, digits in MEASURES:
+            ours = _spread(runs, tracker, value)
+            for baseline in (NAIVE, LIBRARY, EMPTY):
+                theirs = _spread(runs, baseline, value)
+                if theirs is None:
+                    continue  # the empty handler has no database
+                goal, met = _goal(measure, baseline, ours, theirs)
+                table.append(Row("webhook", measure + which, ours, baseline.label, theirs, goal, met, digits))
     return table
 
 
