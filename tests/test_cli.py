@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from .notifications import config, installation_event, new_id
+from .notifications import config, connection_fields, installation_event, new_id
 
 
 def free_port() -> int:
@@ -129,3 +129,67 @@ async def test_serve_refuses_a_public_address_without_a_secret(database_url: str
                              env=environment(TRACKER_DATABASE_URL=database_url), timeout=60)  # fmt: skip
     assert code != 0
     assert "refusing to listen on 0.0.0.0 without TRACKER_WEBHOOK_SECRET" in output
+
+
+def children_of(pid: int) -> dict[int, str]:
+    """The processes whose parent is `pid`, with their command lines (Linux's /proc: no psutil in the tests)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:  # gone meanwhile
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found[int(entry.name)] = command
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_serve_with_more_processes_answers_on_one_port_and_stops_them_all(database_url: str) -> None:
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tracker", "serve", "--port", str(port), "--processes", "3",
+        env=environment(TRACKER_DATABASE_URL=database_url),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            http = [pid for pid, command in children_of(process.pid).items() if "--reuse-port" in command]
+            if len(http) == 2:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"two more HTTP processes never started: {children_of(process.pid)}")
+        children = list(children_of(process.pid))  # the HTTP processes and the projection process
+        connection_ids = [new_id("conn") for _ in range(20)]
+        # A connection each, so that the kernel spreads them over the processes listening on the port.
+        for connection_id in connection_ids:
+            payload = {"notificationType": "connection.created", "data": connection_fields(connection_id)}
+            for _ in range(300):  # until a process listens (the children may still be starting)
+                try:
+                    async with (
+                        aiohttp.ClientSession() as session,
+                        session.post(f"{base}/webhooks/ampersand", data=orjson.dumps(payload)) as response,
+                    ):
+                        assert response.status == 200
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.1)
+        async with aiohttp.ClientSession() as session, session.get(f"{base}/v1/status") as response:
+            assert (await response.json())["events"] >= len(connection_ids)
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 60)
+    assert process.returncode == 0
+    assert [pid for pid in children if alive(pid)] == []

@@ -24,11 +24,11 @@ import uvloop
 from aiohttp import web
 from tqdm import tqdm
 
+from tracker.child_processes import http_processes, projection_process
 from tracker.collector import tune_collector
 from tracker.facade import Tracker
 from tracker.ingest.signatures import is_loopback
 from tracker.log_format import FORMATS, LEVELS, default_format, log_to_stderr, secrets_of
-from tracker.projection_process import projection_process
 from tracker.rebuild_progress import RebuildProgress
 from tracker.settings import Settings
 from tracker.status_table import render
@@ -63,16 +63,22 @@ async def until_stopped() -> None:
     await stopping.wait()
 
 
-async def serve(settings: Settings, projections: str) -> None:
+async def serve(settings: Settings, projections: str, processes: int = 1, reuse_port: bool = False) -> None:
+    """Serve until SIGTERM or SIGINT; with `processes` > 1, that many processes answer on the port."""
     check_signature_policy(settings)
     async with (
         Tracker(settings, follow_projections=projections == "inline") as tracker,
         projection_process(tracker.database_url) if projections == "process" else contextlib.nullcontext(),
+        contextlib.AsyncExitStack() as more_processes,
     ):
         runner = web.AppRunner(tracker.web_app(), access_log=None, keepalive_timeout=settings.keepalive_timeout)
         await runner.setup()
-        site = web.TCPSite(runner, settings.host, settings.port)
+        shared = reuse_port or processes > 1
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=shared or None)
         await site.start()
+        if processes > 1:  # started once this one listens: an address in use fails here, before any child
+            http = http_processes(tracker.database_url, settings.host, settings.port, processes - 1)
+            await more_processes.enter_async_context(http)
         # What start-up built lives as long as the process: out of the collector's full passes, which
         # would otherwise walk every imported module's objects and stall a request now and then.
         gc.freeze()
@@ -168,6 +174,14 @@ async def status(settings: Settings, as_json: bool) -> None:
     print(orjson.dumps(current, option=orjson.OPT_INDENT_2).decode() if health is None else render(current, health))
 
 
+def _at_least_one(value: str) -> int:
+    count = int(value)
+    if count < 1:
+        msg = f"must be 1 or more, not {count}"
+        raise argparse.ArgumentTypeError(msg)
+    return count
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tracker", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -186,6 +200,13 @@ def _parser() -> argparse.ArgumentParser:
         help="fold read models in a child process (default), in the webhook's own process, or not here"
         " (another process runs `tracker project`)",
     )
+    serve_cmd.add_argument(
+        "--processes",
+        type=_at_least_one,
+        default=1,
+        help="processes answering HTTP on the port (default 1; more use more cores for deliveries and reads)",
+    )
+    serve_cmd.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # what the others run with
     commands.add_parser("project", help="run the projection runners alone, without HTTP")
     commands.add_parser("consume", help="run the Kinesis consumers of TRACKER_KINESIS_STREAMS alone")
     commands.add_parser("migrate", help="apply the sql/ migrations")
@@ -297,7 +318,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
         settings = replace(settings, kinesis_streams=())
     if args.command == "serve":
         settings = replace(settings, host=args.host, port=args.port, insecure_no_verify=args.insecure_no_verify)
-        work = serve(settings, args.projections)
+        work = serve(settings, args.projections, args.processes, args.reuse_port)
     elif args.command == "consume":
         work = consume(settings)
     elif args.command == "project":
