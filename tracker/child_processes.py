@@ -40,10 +40,14 @@ def projection_process(database_url: str) -> contextlib.AbstractAsyncContextMana
     return child_processes(database_url, {"projection process": ["project"]})
 
 
-def http_processes(database_url: str, host: str, port: int, count: int) -> contextlib.AbstractAsyncContextManager[None]:
+def http_processes(
+    database_url: str, host: str, port: int, count: int, *, insecure_no_verify: bool
+) -> contextlib.AbstractAsyncContextManager[None]:
     """Keep `count` more `tracker serve` children answering on `host:port` beside this one. They fold nothing
     and read no Kinesis stream: the parent's projection child and consumers do that once for all."""
     serve = ["serve", "--host", host, "--port", str(port), "--projections", "none", "--reuse-port"]
+    if insecure_no_verify:  # the parent was allowed to listen publicly unsigned: so are its children
+        serve.append("--insecure-no-verify")
     return child_processes(
         database_url, {f"HTTP process {n}": serve for n in range(2, count + 2)}, {"TRACKER_KINESIS_STREAMS": ""}
     )

@@ -74,10 +74,16 @@ async def serve(settings: Settings, projections: str, processes: int = 1, reuse_
         runner = web.AppRunner(tracker.web_app(), access_log=None, keepalive_timeout=settings.keepalive_timeout)
         await runner.setup()
         shared = reuse_port or processes > 1
-        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=shared or None)
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=True if shared else None)
         await site.start()
         if processes > 1:  # started once this one listens: an address in use fails here, before any child
-            http = http_processes(tracker.database_url, settings.host, settings.port, processes - 1)
+            http = http_processes(
+                tracker.database_url,
+                settings.host,
+                settings.port,
+                processes - 1,
+                insecure_no_verify=settings.insecure_no_verify,
+            )
             await more_processes.enter_async_context(http)
         # What start-up built lives as long as the process: out of the collector's full passes, which
         # would otherwise walk every imported module's objects and stall a request now and then.
