@@ -19,11 +19,10 @@ from projections.view_store import ViewStore
 from tracker.store import dead_letters
 from tracker.store.database import Connection, Pool
 from tracker.store.event_log import Recorded
-from tracker.wake import woken
+from tracker.wake import follow
 
 log = logging.getLogger(__name__)
 
-_MAX_BACKOFF = 30.0
 _RECENT_VIEWS = 10_000
 """Views a live runner keeps between batches, so a busy entity is not decoded again at every fold."""
 _LOCK_RETRY = 0.02
@@ -109,30 +108,23 @@ class ProjectionRunner(Generic[View]):
                 return total
 
     async def run_forever(self, wake: asyncio.Event, poll_interval: float, min_interval: float) -> None:
-        """Follow the log: fold what is there, then sleep until woken (a NOTIFY) or the next poll.
-
-        Folds start at least `min_interval` apart: a busy log notifies on every commit, and a fold per
-        commit would spend the webhook's CPU on transactions of a few events each.
-        """
+        """Follow the log: fold what is there, then sleep until woken (a NOTIFY) or the next poll; folds
+        start at least `min_interval` apart (see `follow`), and beat at most every second."""
         loop = asyncio.get_running_loop()
-        backoff = poll_interval
         last_beat = -_HEARTBEAT_EVERY
-        while True:
-            wake.clear()
+
+        async def fold_and_beat() -> None:
+            nonlocal last_beat
             started = loop.time()
-            try:
-                await self.catch_up()
-                if started - last_beat >= _HEARTBEAT_EVERY:
-                    await self._beat()
-                    last_beat = started
-                backoff = poll_interval
-            except Exception:  # the runner must outlive a failure: log it, back off, try again
-                log.exception("projection %s failed; retrying in %.0f s", self.model.name, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _MAX_BACKOFF)
-                continue
-            await woken(wake, poll_interval)
-            await asyncio.sleep(max(0.0, started + min_interval - loop.time()))
+            await self.catch_up()
+            if started - last_beat >= _HEARTBEAT_EVERY:
+                await self._beat()
+                last_beat = started
+
+        await follow(
+            fold_and_beat, wake, poll_interval=poll_interval, min_interval=min_interval,
+            log=log, what=f"projection {self.model.name}",
+        )  # fmt: skip
 
     async def _beat(self) -> None:
         """Say the runner is alive and caught up (to the head its last batch saw)."""

@@ -30,7 +30,7 @@ from tracker.store.database import Connection, Pool
 from tracker.store.errors import EventRefusedError
 from tracker.store.event_log import NewEvent
 from tracker.store.group_commit import GroupCommit
-from tracker.wake import woken
+from tracker.wake import follow
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,6 @@ MAX_BACKOFF = 300.0
 LEASE = 60.0
 """Seconds a claimed job is not claimed again: longer than a fetch may take. A worker that dies mid-fetch
 leaves its jobs to others after this."""
-_MAX_RUN_BACKOFF = 30.0
 
 # One statement, one snapshot: the head and the page it reports agree. The page is cut before the
 # filter, so the checkpoint moves by pages of the log, however few of its events name a URL.
@@ -138,21 +137,10 @@ class ConfigFetchWorker:
         Runs start at least `min_interval` apart: woken at every commit of a busy log, the worker spent
         6% of the webhook process's CPU on scans of a few events each (bench latency, 1,000/s).
         """
-        loop = asyncio.get_running_loop()
-        backoff = poll_interval
-        while True:
-            wake.clear()
-            started = loop.time()
-            try:
-                await self.run_once()
-                backoff = poll_interval
-            except Exception:  # the worker must outlive a failure: log it, back off, try again
-                log.exception("config fetching failed; retrying in %.0f s", backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _MAX_RUN_BACKOFF)
-                continue
-            await woken(wake, poll_interval)
-            await asyncio.sleep(max(0.0, started + min_interval - loop.time()))
+        await follow(
+            self.run_once, wake, poll_interval=poll_interval, min_interval=min_interval,
+            log=log, what="config fetching",
+        )  # fmt: skip
 
     async def scan_batch(self) -> tuple[int, int]:
         """Queue the config URLs of the next page of the log; return the events it held and the jobs added."""
