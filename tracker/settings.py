@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+_CORES_UP_TO_FOUR = min(os.cpu_count() or 1, 4)
+"""The default of `rebuild_workers`."""
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -67,7 +70,7 @@ class Settings:
     """Seconds after a notification's arrival past which a config URL that still fails is given up."""
     config_fetch_first_retry: float = 1.0
     """Seconds before the first retry of a failed config fetch; each next one waits twice as long (to 5 min)."""
-    rebuild_workers: int = field(default_factory=lambda: min(os.cpu_count() or 1, 4))
+    rebuild_workers: int = _CORES_UP_TO_FOUR
     """Processes a rebuild of a big log replays in, a range of streams each (folding holds one core per
     process); 1 replays in the rebuilding process itself."""
     config_fetch_poll_interval: float = 1.0
@@ -90,7 +93,7 @@ class Settings:
             config_url_allow=tuple(s.strip() for s in env.get("TRACKER_CONFIG_URL_ALLOW", "").split(",") if s.strip()),
             config_fetch_give_up=float(env.get("TRACKER_CONFIG_FETCH_GIVE_UP") or 3600.0),
             max_pending=int(env.get("TRACKER_MAX_PENDING") or 2_000),
-            rebuild_workers=int(env.get("TRACKER_REBUILD_WORKERS") or min(os.cpu_count() or 1, 4)),
+            rebuild_workers=int(env.get("TRACKER_REBUILD_WORKERS") or _CORES_UP_TO_FOUR),
         )
 
 
