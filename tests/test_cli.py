@@ -14,6 +14,7 @@ import aiohttp
 import orjson
 
 from .notifications import config, connection_fields, installation_event, new_id
+from .waiting import eventually
 
 
 def free_port() -> int:
@@ -163,31 +164,22 @@ async def test_serve_with_more_processes_answers_on_one_port_and_stops_them_all(
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
+
+    async def two_more_http_processes() -> bool:
+        return sum("--reuse-port" in command for command in children_of(process.pid).values()) == 2
+
     try:
-        for _ in range(300):
-            http = [pid for pid, command in children_of(process.pid).items() if "--reuse-port" in command]
-            if len(http) == 2:
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError(f"two more HTTP processes never started: {children_of(process.pid)}")
+        await eventually(two_more_http_processes, timeout=30)  # each starts once its parent listens
         children = list(children_of(process.pid))  # the HTTP processes and the projection process
         connection_ids = [new_id("conn") for _ in range(20)]
         # A connection each, so that the kernel spreads them over the processes listening on the port.
-        for connection_id in connection_ids:
-            payload = {"notificationType": "connection.created", "data": connection_fields(connection_id)}
-            for _ in range(300):  # until a process listens (the children may still be starting)
-                try:
-                    async with (
-                        aiohttp.ClientSession() as session,
-                        session.post(f"{base}/webhooks/ampersand", data=orjson.dumps(payload)) as response,
-                    ):
-                        assert response.status == 200
-                        break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.1)
-        async with aiohttp.ClientSession() as session, session.get(f"{base}/v1/status") as response:
-            assert (await response.json())["events"] >= len(connection_ids)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+            for connection_id in connection_ids:
+                payload = {"notificationType": "connection.created", "data": connection_fields(connection_id)}
+                async with session.post(f"{base}/webhooks/ampersand", data=orjson.dumps(payload)) as response:
+                    assert response.status == 200
+            async with session.get(f"{base}/v1/status") as response:
+                assert (await response.json())["events"] >= len(connection_ids)
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), 60)
