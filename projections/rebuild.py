@@ -152,7 +152,12 @@ class Rebuild(Generic[View]):
         await self._replay(conn, head)
         await conn.execute(f"ALTER TABLE {self._shadow.table} ADD PRIMARY KEY ({model.key_column})")
         await conn.execute(f"ALTER TABLE {self._shadow.issues_table} ADD PRIMARY KEY (entity, entity_id, code)")
-        await conn.execute(f"ANALYZE {self._shadow.table}, {self._shadow.issues_table}")
+        # The switch's joins need the row counts and the keys' statistics, nothing else: sampling 30,000 rows
+        # of every column, 6 KB documents included, took 0.3 s a read model (see also `_create_shadow`).
+        issue_key = ", ".join(ISSUE_COLUMNS[:3])
+        await conn.execute(
+            f"ANALYZE {self._shadow.table} ({model.key_column}), {self._shadow.issues_table} ({issue_key})"
+        )
         await self._record(conn, "catching up", force=True)
         position = await self._follow(conn, head)
         return await self._switch(conn, position)
@@ -160,7 +165,9 @@ class Rebuild(Generic[View]):
     async def _create_shadow(self, conn: Connection) -> None:
         """Unlogged: a crash loses it, and the next rebuild starts again anyway. Its documents are stored
         uncompressed: compressing each one in the replay's COPY was a third of PostgreSQL's time there, and
-        the switch compares most of them with the live ones without writing them."""
+        the switch compares most of them with the live ones without writing them. And in the row, up to a
+        page's worth: out of line, each document cost its COPY three TOAST chunks and their index entries,
+        and the switch fetched them back to compare (the installations' switch: 2.0 -> 1.2 s)."""
         shadow = self._shadow
         await conn.execute(f"DROP TABLE IF EXISTS {shadow.table}, {shadow.issues_table}")
         columns = ", ".join(shadow.columns)
@@ -168,6 +175,9 @@ class Rebuild(Generic[View]):
             f"CREATE UNLOGGED TABLE {shadow.table} AS SELECT {columns} FROM {self.model.table} WITH NO DATA"
         )
         await conn.execute(f"ALTER TABLE {shadow.table} ALTER COLUMN doc SET STORAGE EXTERNAL")
+        await conn.execute(f"ALTER TABLE {shadow.table} SET (toast_tuple_target = 8160)")
+        # Keys are unique: a sample of 3,000 rows tells so as well as the default 30,000.
+        await conn.execute(f"ALTER TABLE {shadow.table} ALTER COLUMN {self.model.key_column} SET STATISTICS 10")
         await conn.execute(f"CREATE UNLOGGED TABLE {shadow.issues_table} (LIKE issues INCLUDING DEFAULTS)")
 
     async def _replay(self, conn: Connection, head: int) -> None:
