@@ -308,3 +308,27 @@ async def test_a_destination_write_rewrites_only_the_installations_whose_flag_ch
     await tracker.ingest(disabled("dest-1", "hook-b"))  # renamed while disabled
     await tracker.catch_up()
     assert [(await health_of(client, i))[0] for i in (first, second)] == ["healthy", "unhealthy"]
+
+
+async def test_a_destination_write_looks_for_installations_only_when_a_row_is_or_was_disabled(
+    tracker: Tracker,
+) -> None:
+    async def recomputes(statement: str) -> int:
+        """How often the statement's triggers called the fan-out, counted within the transaction."""
+        before = await conn.fetchval(calls)
+        await conn.execute(statement)
+        return int(await conn.fetchval(calls)) - int(before)
+
+    calls = (
+        "SELECT coalesce(sum(calls), 0) FROM pg_stat_xact_user_functions"
+        " WHERE funcname = 'recompute_destination_disabled'"
+    )
+    async with tracker.pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL track_functions = 'all'")
+        assert not await recomputes(
+            "INSERT INTO destination_view (destination_id, project_id, disabled, destination_name, position, doc)"
+            " VALUES ('dest-quiet', 'proj-1', false, 'hook-quiet', 1, '{}')"
+        )
+        assert not await recomputes("UPDATE destination_view SET position = 2 WHERE destination_id = 'dest-quiet'")
+        assert await recomputes("UPDATE destination_view SET disabled = true WHERE destination_id = 'dest-quiet'") == 1
+        assert await recomputes("DELETE FROM destination_view WHERE destination_id = 'dest-quiet'") == 1
