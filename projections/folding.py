@@ -5,7 +5,6 @@ No I/O: the live runner and a rebuild load and write the views around it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from typing import Generic
 
 from projections.read_model import ReadModel, View
 from tracker.store.event_log import Recorded
+from tracker.turns import give_way
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,5 @@ async def fold(
         if view is not None and view is not before:
             views[key] = view
             folded.changed.append(view)
-        if count % _YIELD_EVERY == 0:
-            await asyncio.sleep(0)
+        await give_way(count, _YIELD_EVERY)
     return folded

@@ -6,7 +6,6 @@ runner and a rebuild share one way of loading and writing views.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from typing import Any, Generic
 
@@ -15,6 +14,7 @@ from pydantic import TypeAdapter
 from projections.issues import Issue
 from projections.read_model import ReadModel, View
 from tracker.store.database import Connection
+from tracker.turns import give_way
 
 YIELD_EVERY = 200
 """Views encoded between two yields to the event loop, so a big batch does not stall the webhook."""
@@ -90,8 +90,7 @@ class ViewStore(Generic[View]):
                     (model.entity, row[0], issue.code, *scope, issue.status, issue.changed_at, _issue_json(issue))
                     for issue in issues
                 )
-            if count % YIELD_EVERY == 0:
-                await asyncio.sleep(0)
+            await give_way(count, YIELD_EVERY)
         return rows, issue_rows
 
 

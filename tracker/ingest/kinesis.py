@@ -40,6 +40,7 @@ from tracker.store.errors import StoreUnavailableError
 from tracker.store.event_log import NewEvent
 from tracker.store.quarantine import Refused
 from tracker.store.shard_leases import LeaseLostError, ListedShard, ShardLease, ShardLeases
+from tracker.turns import give_way
 from tracker.wake import woken
 
 log = logging.getLogger(__name__)
@@ -334,8 +335,7 @@ class _ShardReader:
                 events.append(outcome)
             else:
                 refused.append(outcome)
-            if index % _YIELD_EVERY == 0:
-                await asyncio.sleep(0)
+            await give_way(index, _YIELD_EVERY)
         sequence = records[-1]["SequenceNumber"]
         self._committing = True
         try:

@@ -24,9 +24,12 @@ from tracker.store.errors import EventRefusedError, OverloadedError, StoreUnavai
 from tracker.store.event_log import Appended, EventLog, NewEvent
 from tracker.store.group_commit import GroupCommit
 from tracker.store.quarantine import Quarantine, Refused
+from tracker.turns import give_way
 
 log = logging.getLogger(__name__)
 REFUSED = (NotJSONObjectError, SchemaError, EventRefusedError)
+_PARSED_BETWEEN_TURNS = 100
+"""Lines an import parses between two turns of the other tasks (the COPY of the chunk before goes on)."""
 """What a sender cannot fix by retrying: the delivery is quarantined, then the error is raised."""
 
 
@@ -110,6 +113,7 @@ class Pipeline:
                 parsed.append((index, new_event(parse(delivery.raw), delivery)))
             except REFUSED as exc:
                 await self._refuse(delivery, exc, None, started=started)
+            await give_way(index + 1, _PARSED_BETWEEN_TURNS)
         try:
             appended = await self._event_log.copy_append([event for _, event in parsed])
         except asyncpg.PostgresError as exc:

@@ -13,9 +13,12 @@ from eventsourcing.persistence import Mapper, StoredEvent
 from tracker.domain.base import TrackerEvent, UnrecognizedEvent
 from tracker.store.database import Connection, Pool
 from tracker.store.errors import UnavailableGuard
+from tracker.turns import give_way
 
 NOTIFY_CHANNEL = "tracker_events"
 """The append function in `sql/004_append_function.sql` notifies it; the name is written there too."""
+_MAPPED_BETWEEN_TURNS = 100
+"""Events a COPY append maps between two turns of the other tasks (see `tracker.turns`)."""
 _APPEND_LOCK = 0x7472_6163_6B02
 """Serialises appends, so positions commit in increasing order and readers never pass a late commit.
 The append function in `sql/004_append_function.sql` takes it; the value is written there too."""
@@ -148,7 +151,10 @@ class EventLog:
         rows in bulk, where the function's INSERT writes them one by one after numbering them in SQL.
         A row the database refuses fails the whole batch: the caller appends it the usual way instead.
         """
-        stored = [self._mapper.to_stored_event(event.to_domain_event(UNNUMBERED)) for event in batch]
+        stored = []
+        for count, event in enumerate(batch, start=1):
+            stored.append(self._mapper.to_stored_event(event.to_domain_event(UNNUMBERED)))
+            await give_way(count, _MAPPED_BETWEEN_TURNS)
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
         keys = [event.dedupe_key for event in batch]
         known = {
