@@ -32,6 +32,7 @@ from bench.replay import peak_rss_mb
 from bench.stats import Spread
 from bench.table import Row
 from tracker import Tracker
+from tracker.collector import tune_collector
 from tracker.settings import Settings
 from tracker.store.database import init_connection
 
@@ -251,6 +252,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     work = {"tracker": tracker_import, "copy": raw_copy, "log-copy": log_copy}[args.mode]
+    tune_collector()  # as `tracker import` does, for the baselines too
     result = uvloop.run(work(args.database_url, args.file))
     args.out.write_bytes(orjson.dumps({**result, "mode": args.mode, "peak_rss_mb": peak_rss_mb()}))
 
