@@ -14,6 +14,7 @@ import uvloop
 from aiohttp import web
 
 from bench.children import LOOPBACK
+from tracker.collector import tune_collector
 
 _ANSWER = b'{"duplicate":false,"position":0}'
 
@@ -33,7 +34,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.empty_receiver", description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    # uvloop, as `tracker serve` runs on it: the ratios compare handlers, not event loops.
+    # uvloop and the collector's thresholds, as `tracker serve` has them: the ratios compare handlers.
+    tune_collector()
     loop = uvloop.new_event_loop()
     web.run_app(create_app(), host=LOOPBACK, port=args.port, access_log=None, print=None, loop=loop)
 

@@ -1,4 +1,5 @@
-"""What the webhook scenario's two database baselines share: one route, their command line, and uvloop."""
+"""What the webhook scenario's two database baselines share: one route, their command line, uvloop and the
+collector's thresholds."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import uvloop
 from aiohttp import web
 
 from bench.children import LOOPBACK
+from tracker.collector import tune_collector
 
 Resources = Callable[[str, int, web.Application], AsyncIterator[None]]
 """Opens what the handler needs (a pool, an application) for the app's life: `(url, pool_size, app)`."""
@@ -30,6 +32,7 @@ def serve(
     app = web.Application(client_max_size=1024 * 1024)
     app.cleanup_ctx.append(partial(resources, args.database_url, args.pool_size))
     app.router.add_post("/webhooks/ampersand", receive)
-    # uvloop, as `tracker serve` runs on it: the ratios compare handlers, not event loops.
+    # uvloop and the collector's thresholds, as `tracker serve` has them: the ratios compare handlers.
+    tune_collector()
     loop = uvloop.new_event_loop()
     web.run_app(app, host=LOOPBACK, port=args.port, access_log=None, print=None, loop=loop)
