@@ -1,8 +1,8 @@
 -- The fan-out triggers of sql/014 called recompute_destination_disabled even when no written row
 -- qualified: an aggregate over no rows still returns one row, of NULL arrays. With nothing to touch,
 -- the function still planned its join over installation_view: 14 ms a write of a destination with
--- 100,000 installations, 5 ms in the webhook bench's, at every destination event. `HAVING` leaves
--- no row to PERFORM on when no written row is or was disabled.
+-- 100,000 installations, about 5 ms in the webhook scenario, at every destination event. `HAVING`
+-- leaves no row to PERFORM on when no written row is or was disabled.
 CREATE OR REPLACE FUNCTION destination_health_fan_out() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(128034608999171);

@@ -28,9 +28,9 @@ from tracker.turns import give_way
 
 log = logging.getLogger(__name__)
 REFUSED = (NotJSONObjectError, SchemaError, EventRefusedError)
+"""What a sender cannot fix by retrying: the delivery is quarantined, then the error is raised."""
 _PARSED_BETWEEN_TURNS = 100
 """Lines an import parses between two turns of the other tasks (the COPY of the chunk before goes on)."""
-"""What a sender cannot fix by retrying: the delivery is quarantined, then the error is raised."""
 
 
 @dataclass(frozen=True, slots=True)
