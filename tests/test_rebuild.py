@@ -24,7 +24,7 @@ from tracker.settings import Settings
 from tracker.store.event_log import Recorded
 
 from .conftest import MakeTracker
-from .notifications import config, installation_event, new_id, notification
+from .notifications import config, connection_fields, installation_event, new_id, notification
 from .waiting import eventually
 
 
@@ -141,6 +141,29 @@ async def test_a_live_row_that_differs_from_the_log_is_found_and_repaired(tracke
     rebuild = next(p["rebuild"] for p in (await tracker.status())["projections"] if p["name"] == "installations")
     assert rebuild["matchedLive"] is False
     assert rebuild["rowsChanged"] == 1
+
+
+async def test_one_switch_updates_the_rows_that_differ_and_inserts_the_missing_ones(tracker: Tracker) -> None:
+    ids = await story(tracker, count=3)
+    connection_id = await tracker.pool.fetchval(
+        "SELECT connection_id FROM installation_view WHERE installation_id = $1", ids[1]
+    )
+    await tracker.ingest(notification("connection.error", **connection_fields(connection_id), errors=["expired"]))
+    await tracker.catch_up()
+    views_sql = "SELECT installation_id, position, doc, connection_status, health FROM installation_view ORDER BY 1"
+    views = await tracker.pool.fetch(views_sql)
+    assert {(view["connection_status"], view["health"]) for view in views} == {("error", "unhealthy")}
+    await tracker.pool.execute(
+        "UPDATE installation_view SET doc = jsonb_set(doc, '{groupName}', '\"tampered\"') WHERE installation_id = $1",
+        ids[0],
+    )
+    await tracker.pool.execute("DELETE FROM installation_view WHERE installation_id = $1", ids[1])
+
+    await tracker.rebuild(["installations"])
+
+    assert await tracker.pool.fetch(views_sql) == views  # the inserted row has its joined columns again
+    rebuild = next(p["rebuild"] for p in (await tracker.status())["projections"] if p["name"] == "installations")
+    assert rebuild["rowsChanged"] == 2
 
 
 async def test_a_rebuild_fills_live_tables_whose_statistics_say_empty(tracker: Tracker) -> None:
