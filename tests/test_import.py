@@ -6,10 +6,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+import pytest
 from eventsourcing.persistence import StoredEvent
 
 from tracker import Tracker
 from tracker.domain.installation import BackfillDone
+from tracker.ingest import files
 from tracker.store.event_log import NewEvent, _numbered
 
 from .notifications import config, connection_fields, installation_event, new_id
@@ -125,3 +127,26 @@ def test_a_copied_batch_is_numbered_on_from_each_streams_head_and_skips_known_ke
         ("installation:b", 1, "k2"),
         ("installation:a", 5, "k3"),
     ]
+
+
+async def test_chunks_are_appended_in_the_file_s_order(
+    tracker: Tracker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A short chunk after a long one is parsed first, and must still be appended after it."""
+    installation_id = new_id("inst")
+    created = orjson.dumps(installation_event("installation.created", installation_id, config=config()))
+    lines = [created] + [
+        orjson.dumps(installation_event("read.backfill.done", installation_id, objectName=f"object-{number}"))
+        for number in range(3_000)
+    ]
+    path = write_ndjson(tmp_path / "ordered.ndjson", lines)
+    monkeypatch.setattr(files, "_CHUNK_BYTES", sum(len(line) + 1 for line in lines[:-2]))  # then 2 lines
+
+    report = await tracker.import_file(path)
+
+    assert report.appended == len(lines)
+    rows = await tracker.pool.fetch(
+        "SELECT payload->'data'->>'objectName' AS name FROM events WHERE stream_id = $1 ORDER BY version",
+        f"installation:{installation_id}",
+    )
+    assert [row["name"] for row in rows[1:]] == [f"object-{number}" for number in range(3_000)]

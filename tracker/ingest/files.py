@@ -36,21 +36,33 @@ class FileImporter:
         """
         report = ImportReport()
         seen: Counter[bytes] = Counter()
-        committing: asyncio.Future[None] | None = None
-        with path.open("rb") as file:  # opening is instant; the reads run in a thread
-            while lines := await asyncio.to_thread(file.readlines, _CHUNK_BYTES):
-                deliveries = [_delivery(line.rstrip(b"\r\n"), seen) for line in lines if line.strip()]
-                chunk = asyncio.ensure_future(self._import(deliveries, report))
-                if committing is not None:
-                    await committing
-                committing = chunk
-                progress(sum(len(line) for line in lines))
-        if committing is not None:
-            await committing
+        chunks: list[asyncio.Future[None]] = []  # the one being appended, and the next one, parsing
+        try:
+            with path.open("rb") as file:  # opening is instant; the reads run in a thread
+                while lines := await asyncio.to_thread(file.readlines, _CHUNK_BYTES):
+                    deliveries = [_delivery(line.rstrip(b"\r\n"), seen) for line in lines if line.strip()]
+                    before = chunks[-1] if chunks else None
+                    chunks.append(asyncio.ensure_future(self._import(deliveries, report, before)))
+                    if len(chunks) == 2:
+                        await chunks.pop(0)
+                    progress(sum(len(line) for line in lines))
+            while chunks:
+                await chunks.pop(0)
+        finally:  # a chunk failed, or the import was cancelled: so is the one after it
+            for chunk in chunks:
+                chunk.cancel()
+            await asyncio.gather(*chunks, return_exceptions=True)
         return report
 
-    async def _import(self, deliveries: list[Delivery], report: ImportReport) -> None:
-        outcomes = await self._pipeline.ingest_many(parse_record, deliveries)
+    async def _import(
+        self, deliveries: list[Delivery], report: ImportReport, before: asyncio.Future[None] | None
+    ) -> None:
+        """Parse the chunk, then append it once the chunk `before` it has been: positions and stream versions
+        follow the file's order, and of equal event ids the first line is the one kept."""
+        batch = await self._pipeline.parse_many(parse_record, deliveries)
+        if before is not None:
+            await before
+        outcomes = await self._pipeline.append_many(batch)
         report.lines += len(outcomes)
         report.appended += outcomes.count(True)
         report.duplicates += outcomes.count(False)

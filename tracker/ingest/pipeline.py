@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+from eventsourcing.persistence import StoredEvent
 
 from tracker.domain import route
 from tracker.ingest.dedupe import bounded, dedupe_key
@@ -56,6 +57,17 @@ class Delivery:
         if self.replayed_from is not None:
             metadata["replayedFromQuarantine"] = self.replayed_from
         return metadata
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedBatch:
+    """Deliveries parsed for one COPY: the events of those not refused, each with its delivery's index, and
+    the same events as the log stores them."""
+
+    parse: Callable[[bytes], Parsed]
+    deliveries: Sequence[Delivery]
+    parsed: list[tuple[int, NewEvent]]
+    stored: list[StoredEvent]
 
 
 class Pipeline:
@@ -101,12 +113,11 @@ class Pipeline:
         self._report(delivery, notification_type, outcome, started=started, appended=appended)
         return appended
 
-    async def ingest_many(self, parse: Callable[[bytes], Parsed], deliveries: Sequence[Delivery]) -> list[bool | None]:
-        """Append many deliveries in one COPY (`tracker import`): for each, True if appended, False if a
-        duplicate, None if quarantined. Should the database refuse a row, the deliveries are appended one
-        by one the usual way instead, which quarantines that one and keeps its neighbours."""
+    async def parse_many(self, parse: Callable[[bytes], Parsed], deliveries: Sequence[Delivery]) -> ParsedBatch:
+        """Parse and map many deliveries for one COPY (`tracker import`), quarantining those refused;
+        `append_many` appends the rest. Apart, so that an import parses a chunk while the one before it is
+        appended."""
         started = time.perf_counter()
-        outcomes: list[bool | None] = [None] * len(deliveries)
         parsed: list[tuple[int, NewEvent]] = []
         for index, delivery in enumerate(deliveries):
             try:
@@ -114,16 +125,26 @@ class Pipeline:
             except REFUSED as exc:
                 await self._refuse(delivery, exc, None, started=started)
             await give_way(index + 1, _PARSED_BETWEEN_TURNS)
+        stored = await self._event_log.stored([event for _, event in parsed])
+        return ParsedBatch(parse, deliveries, parsed, stored)
+
+    async def append_many(self, batch: ParsedBatch) -> list[bool | None]:
+        """Append a parsed batch in one COPY: for each delivery, True if appended, False if a duplicate, None
+        if quarantined. Should the database refuse a row, the deliveries are appended one by one the usual
+        way instead, which quarantines that one and keeps its neighbours."""
+        deliveries = batch.deliveries
+        outcomes: list[bool | None] = [None] * len(deliveries)
         try:
-            appended = await self._event_log.copy_append([event for _, event in parsed])
+            appended = await self._event_log.copy_append([event for _, event in batch.parsed], batch.stored)
         except asyncpg.PostgresError as exc:
             if not refused_by_database(exc):
                 raise StoreUnavailableError(f"event log unavailable: {type(exc).__name__}") from exc
-            for index, _ in parsed:
+            for index, _ in batch.parsed:
                 with contextlib.suppress(*REFUSED):
-                    outcomes[index] = not (await self.ingest(parse, deliveries[index], wait_for_room=True)).duplicate
+                    appended_one = await self.ingest(batch.parse, deliveries[index], wait_for_room=True)
+                    outcomes[index] = not appended_one.duplicate
             return outcomes
-        for (index, event), fresh in zip(parsed, appended, strict=True):
+        for (index, event), fresh in zip(batch.parsed, appended, strict=True):
             outcomes[index] = fresh
             outcome = "stored" if fresh else "duplicate"
             self._metrics.delivered(deliveries[index].source, type_label(event.notification_type), outcome)
