@@ -122,7 +122,7 @@ class EventLog:
         That transaction must be READ COMMITTED (the default): the function reads the streams' heads
         after taking the append lock, which a snapshot taken earlier would not show.
         """
-        stored = [self._mapper.to_stored_event(event.to_domain_event(UNNUMBERED)) for event in batch]
+        stored = [self._to_stored(event) for event in batch]
         rows = await conn.fetch(
             _APPEND,
             [e.stream_id for e in batch],
@@ -136,11 +136,15 @@ class EventLog:
         )
         return [Appended(row["position"], row["stream_id"], row["version"], row["duplicate"]) for row in rows]
 
+    def _to_stored(self, event: NewEvent) -> StoredEvent:
+        """The event as the log stores it (eventsourcing's mapper); the log numbers it when appending."""
+        return self._mapper.to_stored_event(event.to_domain_event(UNNUMBERED))
+
     async def stored(self, batch: Sequence[NewEvent]) -> list[StoredEvent]:
-        """The batch as the log stores it (eventsourcing's mapper), giving the event loop turns meanwhile."""
+        """A large batch as the log stores it, for `copy_append`, giving the event loop turns meanwhile."""
         stored = []
         for count, event in enumerate(batch, start=1):
-            stored.append(self._mapper.to_stored_event(event.to_domain_event(UNNUMBERED)))
+            stored.append(self._to_stored(event))
             await give_way(count, _MAPPED_BETWEEN_TURNS)
         return stored
 
@@ -151,20 +155,18 @@ class EventLog:
                 return await self.copy_append_on(conn, batch, stored)
 
     async def copy_append_on(
-        self, conn: Connection, batch: Sequence[NewEvent], stored: Sequence[StoredEvent] | None = None
+        self, conn: Connection, batch: Sequence[NewEvent], stored: Sequence[StoredEvent]
     ) -> list[bool]:
         """Append a large batch with COPY on `conn`, in its open transaction; True for each event appended,
         False for a duplicate. No positions come back: an import or a Kinesis page needs only the counts.
-        `stored` is the batch mapped already (`stored()`): an import maps a chunk while the one before it
-        is appended.
+        `stored` is the batch mapped by `stored()`, apart so that an import maps a chunk while the one before
+        it is appended.
 
         What `append_events` does in SQL is done here around a COPY, under the same append lock: the known
         dedupe keys and the streams' heads are read, the fresh events numbered, then copied. COPY writes
         rows in bulk, where the function's INSERT writes them one by one after numbering them in SQL.
         A row the database refuses fails the whole batch: the caller appends it the usual way instead.
         """
-        if stored is None:
-            stored = await self.stored(batch)
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
         keys = [event.dedupe_key for event in batch]
         known = {

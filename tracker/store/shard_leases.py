@@ -201,7 +201,7 @@ class ShardLeases:
             return [], []
         try:
             async with conn.transaction():  # a savepoint: a refusal leaves the batch's transaction usable
-                return await self._event_log.copy_append_on(conn, events), []
+                return await self._event_log.copy_append_on(conn, events, await self._event_log.stored(events)), []
         except asyncpg.PostgresError as exc:
             if not refused_by_database(exc):
                 raise
