@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import time
 from dataclasses import replace
 
@@ -231,6 +234,22 @@ async def test_without_a_secret_only_loopback_clients_are_heard(make_tracker: Ma
 async def test_a_body_that_is_not_utf8_cannot_be_signed_and_is_401(client: Client, tracker: Tracker) -> None:
     headers = Signer(SECRET).headers(b"{}")  # a valid signature of another body: the body is checked first
     response = await client.post("/webhooks/ampersand", data=b'{"a": "\xff"}', headers=headers)
+    assert response.status == 401
+    assert "UTF-8" in (await response.json())["detail"]
+    assert await count(tracker, "events") + await count(tracker, "quarantine") == 0
+
+
+async def test_a_correctly_signed_body_that_is_not_utf8_is_401_and_nothing_is_kept(
+    client: Client, tracker: Tracker
+) -> None:
+    """Signed over its very bytes, as a sender other than Svix could: still refused as unsigned, whatever the
+    signing library would accept."""
+    body = b'{"notificationType": "x.y", "data": {"a": "\xff"}}'
+    msg_id, timestamp = new_id("msg"), str(int(time.time()))
+    key = base64.b64decode(SECRET.removeprefix("whsec_"))
+    mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    headers = {"svix-id": msg_id, "svix-timestamp": timestamp, "svix-signature": "v1," + base64.b64encode(mac).decode()}
+    response = await client.post("/webhooks/ampersand", data=body, headers=headers)
     assert response.status == 401
     assert "UTF-8" in (await response.json())["detail"]
     assert await count(tracker, "events") + await count(tracker, "quarantine") == 0
