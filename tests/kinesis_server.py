@@ -6,7 +6,6 @@ mocked. moto serves one account, so each test uses streams of its own.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
 import time
@@ -17,8 +16,6 @@ import aiohttp
 import orjson
 from aiobotocore.session import get_session
 from aiohttp import web
-from moto.core import DEFAULT_ACCOUNT_ID
-from moto.kinesis.models import kinesis_backends
 from moto.server import ThreadedMotoServer
 
 from .ports import free_port
@@ -59,17 +56,6 @@ class MotoKinesis:
             aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         ) as client:
             yield client
-
-    @staticmethod
-    def put_into_shard(stream: str, shard_id: str, data: bytes, partition_key: str) -> str:
-        """Append a record to one shard, as Kinesis does to the children after a split or a merge.
-
-        moto routes every PutRecord to the first shard whose hash range fits, which after a split or a
-        merge is the closed parent, so the children never get a record; this writes into moto's model.
-        """
-        shard = kinesis_backends[DEFAULT_ACCOUNT_ID][REGION].streams[stream].shards[shard_id]
-        sequence: str = shard.put_record(partition_key, base64.b64encode(data).decode(), None)
-        return sequence
 
 
 class FaultyKinesis:
