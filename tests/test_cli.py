@@ -132,6 +132,14 @@ async def test_serve_refuses_a_public_address_without_a_secret(database_url: str
     assert "refusing to listen on 0.0.0.0 without TRACKER_WEBHOOK_SECRET" in output
 
 
+async def test_serve_refuses_a_malformed_variable_in_one_line_that_names_it_and_not_its_value() -> None:
+    secret = f"garbage-{new_id('secret')}"
+    code, output = await run("serve", "--port", str(free_port()), env=environment(TRACKER_WEBHOOK_SECRET=secret),
+                             timeout=60)  # fmt: skip
+    said = "TRACKER_WEBHOOK_SECRET: entry 1 is not whsec_ followed by a base64 key (the secret as Svix shows it)"
+    assert (code, output) == (2, f"tracker: {said}\n")  # one line, no traceback, no value
+
+
 def children_of(pid: int) -> dict[int, str]:
     """The processes whose parent is `pid`, with their command lines (Linux's /proc: no psutil in the tests)."""
     found = {}

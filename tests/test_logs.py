@@ -5,15 +5,28 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import logging.handlers
+import queue
 import secrets
 import sys
-from collections.abc import AsyncIterator
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import orjson
 import pytest
 
-from tracker.log_format import MASK, Redacting, TextFormatter, json_formatter, log_to_stderr, secrets_of
+from tracker.log_format import (
+    MASK,
+    Redacting,
+    TextFormatter,
+    json_formatter,
+    log_to_stderr,
+    records_dropped,
+    secrets_of,
+)
+from tracker.metrics import Metrics
 from tracker.settings import Settings
 
 from .conftest import SECRET, throwaway_database
@@ -131,18 +144,81 @@ async def test_a_served_story_logs_json_lines_with_no_token_or_secret_in_any(own
     assert any(r["logger"].startswith("tracker.store.leadership") for r in records)  # the child's lines too
 
 
-def test_log_lines_are_written_by_a_thread_and_flushed_by_the_stop() -> None:
+@pytest.fixture
+def root_logger() -> Iterator[logging.Logger]:
+    """The root logger, with pytest's own handlers and level put back after the test replaced them."""
     root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level  # pytest's own: put back after
-    stream = io.StringIO()
+    handlers, level = root.handlers[:], root.level
     try:
-        stop = log_to_stderr("json", "info", ["a-secret-value"], stream=stream)
-        logging.getLogger("tracker.test").info("hello %s", "a-secret-value", extra={"position": 3})
-        logging.getLogger("tracker.test").debug("below the level")
-        stop()
+        yield root
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
+
+
+def test_log_lines_are_written_by_a_thread_and_flushed_by_the_stop(root_logger: logging.Logger) -> None:
+    stream = io.StringIO()
+    stop = log_to_stderr("json", "info", ["a-secret-value"], stream=stream)
+    logging.getLogger("tracker.test").info("hello %s", "a-secret-value", extra={"position": 3})
+    logging.getLogger("tracker.test").debug("below the level")
+    stop()
     lines = stream.getvalue().splitlines()
     assert [orjson.loads(line)["event"] for line in lines] == [f"hello {MASK}"]
     assert orjson.loads(lines[0])["position"] == 3
+
+
+class StalledStream(io.StringIO):
+    """Output that takes nothing until released, like a pipe nobody reads; says when a write has begun."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writing, self.released = threading.Event(), threading.Event()
+
+    def write(self, text: str) -> int:
+        self.writing.set()
+        self.released.wait()
+        return super().write(text)
+
+
+def events_written(stream: io.StringIO) -> list[str]:
+    return [orjson.loads(line)["event"] for line in stream.getvalue().splitlines()]
+
+
+def test_a_stalled_output_bounds_the_queue_counts_every_dropped_record_and_says_so_once_it_drains(
+    root_logger: logging.Logger,
+) -> None:
+    bound, logged = 50, 1_000
+    stream = StalledStream()
+    stop = log_to_stderr("json", "info", [], stream=stream, bound=bound)
+    log = logging.getLogger("tracker.test")
+    metrics = Metrics()
+    try:
+        log.info("record 0")
+        assert stream.writing.wait(10), "the writing thread never began to write the first record"
+        assert records_dropped() == 0  # before: the writer holds one record, the queue is empty
+
+        for number in range(1, logged):  # each call returns at once: a full queue drops, it never waits
+            log.info("record %d", number)
+
+        (enqueue,) = root_logger.handlers
+        assert isinstance(enqueue, logging.handlers.QueueHandler) and isinstance(enqueue.queue, queue.SimpleQueue)
+        assert enqueue.queue.qsize() == bound
+        dropped = logged - 1 - bound  # all but the one being written and the ones the queue holds
+        assert records_dropped() == dropped
+        assert metrics.registry.get_sample_value("tracker_log_records_dropped_total") == dropped
+        assert stream.getvalue() == ""
+
+        stream.released.set()
+        said = f"{dropped} log records dropped: the log output did not keep up"
+        deadline = time.monotonic() + 10
+        while said not in (events := events_written(stream)):
+            assert time.monotonic() < deadline, f"no line said the drops once the output resumed; written: {events}"
+            time.sleep(0.01)
+    finally:
+        stream.released.set()
+        stop()
+
+    kept = [f"record {number}" for number in range(bound + 1)]  # the oldest: a full queue refuses the newest
+    assert events_written(stream) == [*kept, said]  # said once, after what was queued, and not again at the stop
+    summary = orjson.loads(stream.getvalue().splitlines()[-1])
+    assert (summary["level"], summary["logger"], summary["records_dropped"]) == ("WARNING", "tracker.logs", dropped)

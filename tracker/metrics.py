@@ -5,7 +5,8 @@ a host embedding two) would otherwise collide on metric names, and a host decide
 What the database knows is read when `/metrics` is scraped and handed to `observe_state`: the log,
 the read models' lag, rebuilds, dead letters, Kinesis shards and health, whichever process did the work
 (`tracker rebuild`, `tracker consume` and `tracker project` serve no metrics of their own). What only this
-process sees (deliveries, latency, batch sizes) is counted as it happens.
+process sees (deliveries, latency, batch sizes) is counted as it happens; the log lines it dropped are read
+from its logging at scrape time (logging is the process's, not a Tracker's).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from tracker.log_format import records_dropped
 from tracker.models import KNOWN_TYPES
 
 OUTCOMES = ("stored", "duplicate", "quarantined", "rejected", "unavailable")
@@ -62,10 +64,21 @@ class Metrics:
             buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
+        self.embedded_postgres_deaths = Counter(
+            "tracker_embedded_postgres_deaths",
+            "Times this process found the embedded PostgreSQL it started dead (0 on an external database).",
+            registry=self.registry,
+        )
+        self.embedded_postgres_restarts = Counter(
+            "tracker_embedded_postgres_restarts",
+            "Times this process started its dead embedded PostgreSQL again.",
+            registry=self.registry,
+        )
         self._counters: dict[tuple[str, str, str], Counter] = {}
         self._histograms: dict[str, Histogram] = {}
         self._state = _State()
         self.registry.register(self._state)
+        self.registry.register(_DroppedLogRecords())
 
     def delivered(self, source: str, notification_type: str, outcome: str, seconds: float | None = None) -> None:
         """Count one delivery; `notification_type` must be bounded (a known type, UNRECOGNIZED_TYPE or
@@ -94,6 +107,17 @@ class _State:
 
     def collect(self) -> Iterator[Metric]:
         return iter(state_families(self.status, self.health))
+
+
+class _DroppedLogRecords:
+    """A collector of the log records this process dropped because its log output did not keep up."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "tracker_log_records_dropped",
+            "Log records this process dropped, not written, because its log output (stderr) did not keep up.",
+            value=records_dropped(),
+        )
 
 
 _PER_MODEL = {

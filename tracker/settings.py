@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+N = TypeVar("N", int, float)
 
 _CORES_UP_TO_FOUR = min(os.cpu_count() or 1, 4)
 """The default of `rebuild_workers`."""
@@ -49,6 +56,9 @@ class Settings:
     max_pending: int = 2_000
     """Notifications that may wait for a commit; past it the webhook answers 503 (bounded memory). Two
     writers' full batches: enough to keep both busy, and about a second's wait at the sustainable rate."""
+    max_change_streams: int = 500
+    """`GET /v1/changes` streams one process holds open; past it, 503. An idle stream costs little CPU but a file
+    descriptor each: under the common soft limit of 1,024, half is left for webhooks, the pool and the listeners."""
     projection_batch_size: int = 1000
     projection_poll_interval: float = 1.0
     """Runners poll this often besides being woken by NOTIFY (a lost NOTIFY costs at most this)."""
@@ -83,17 +93,18 @@ class Settings:
         return cls(
             database_url=env.get("TRACKER_DATABASE_URL") or None,
             data_dir=Path(env.get("TRACKER_DATA_DIR") or ".tracker"),
-            webhook_secrets=tuple(env.get("TRACKER_WEBHOOK_SECRET", "").split()),
+            webhook_secrets=variable(env, "TRACKER_WEBHOOK_SECRET", (), signing_secrets),
             api_token=env.get("TRACKER_API_TOKEN") or None,
             scoped_tokens=parse_scoped_tokens(env.get("TRACKER_API_TOKENS", "")),
             kinesis_streams=tuple(s.strip() for s in env.get("TRACKER_KINESIS_STREAMS", "").split(",") if s.strip()),
-            kinesis_lease_seconds=float(env.get("TRACKER_KINESIS_LEASE_SECONDS") or 10.0),
-            kinesis_poll_interval=float(env.get("TRACKER_KINESIS_POLL_INTERVAL") or 1.0),
+            kinesis_lease_seconds=variable(env, "TRACKER_KINESIS_LEASE_SECONDS", 10.0, positive_seconds),
+            kinesis_poll_interval=variable(env, "TRACKER_KINESIS_POLL_INTERVAL", 1.0, positive_seconds),
             aws_region=env.get("AWS_REGION") or None,
             config_url_allow=tuple(s.strip() for s in env.get("TRACKER_CONFIG_URL_ALLOW", "").split(",") if s.strip()),
-            config_fetch_give_up=float(env.get("TRACKER_CONFIG_FETCH_GIVE_UP") or 3600.0),
-            max_pending=int(env.get("TRACKER_MAX_PENDING") or 2_000),
-            rebuild_workers=int(env.get("TRACKER_REBUILD_WORKERS") or _CORES_UP_TO_FOUR),
+            config_fetch_give_up=variable(env, "TRACKER_CONFIG_FETCH_GIVE_UP", 3600.0, positive_seconds),
+            max_pending=variable(env, "TRACKER_MAX_PENDING", 2_000, positive_count),
+            max_change_streams=variable(env, "TRACKER_MAX_CHANGE_STREAMS", 500, positive_count),
+            rebuild_workers=variable(env, "TRACKER_REBUILD_WORKERS", _CORES_UP_TO_FOUR, positive_count),
         )
 
 
@@ -112,3 +123,64 @@ def parse_scoped_tokens(text: str) -> dict[str, frozenset[str]]:
             raise ValueError(msg)
         scoped[token] = chosen
     return scoped
+
+
+def variable(env: Mapping[str, str], name: str, default: T, parse: Callable[[str], T]) -> T:
+    """Read `name` with `parse`, or give `default` when it is unset or empty. A value `parse` refuses raises
+    a ValueError that starts with the variable's name, so a bad setting stops the start in one line."""
+    text = env.get(name)
+    if not text:
+        return default
+    try:
+        return parse(text)
+    except ValueError as exc:
+        msg = f"{name}: {exc}"
+        raise ValueError(msg) from None
+
+
+def numeric(convert: Callable[[str], N], fits: Callable[[N], bool], wanted: str) -> Callable[[str], N]:
+    """A parser of numbers for `variable` (and flags): `convert`, then refuse what does not `fit`, saying
+    that `wanted` was expected and what was given."""
+
+    def parse(text: str) -> N:
+        msg = f"must be {wanted}, not {text!r}"
+        try:
+            number = convert(text)
+        except ValueError:
+            raise ValueError(msg) from None
+        if not fits(number):
+            raise ValueError(msg)
+        return number
+
+    return parse
+
+
+positive_count = numeric(int, lambda count: count >= 1, "a whole number, 1 or more")
+"""A size, a limit, a number of processes: none of them works at zero."""
+positive_seconds = numeric(float, lambda seconds: 0 < seconds < math.inf, "a number of seconds above 0")
+"""A timeout or an interval: zero would spin a loop and a negative one fail at its first use, long after the
+start; infinity and NaN are no durations either."""
+tcp_port = numeric(int, lambda port: 1 <= port <= 65_535, "a port from 1 to 65535")
+"""A port to listen on. Not 0 (any free port): the start-up line could not name it, and extra HTTP processes
+would each get another one instead of sharing it."""
+
+
+def signing_secrets(text: str) -> tuple[str, ...]:
+    """Space-separated Svix secrets, each `whsec_` and a base64 key. The Standard Webhooks library takes any
+    text (a bare key, or `garbage` decoded leniently into a key no sender signs with, so every delivery gets
+    a 401), hence the check here. Errors name the entry by number: the text is secret."""
+    secrets = tuple(text.split())
+    for number, secret in enumerate(secrets, start=1):
+        key = secret.removeprefix("whsec_")
+        if key == secret or not _is_base64(key):
+            msg = f"entry {number} is not whsec_ followed by a base64 key (the secret as Svix shows it)"
+            raise ValueError(msg)
+    return secrets
+
+
+def _is_base64(key: str) -> bool:
+    """Standard base64 of at least one byte, its padding optional (the library adds it too)."""
+    try:
+        return bool(base64.b64decode(key + "=" * (-len(key) % 4), validate=True))
+    except binascii.Error:
+        return False
