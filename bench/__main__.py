@@ -19,10 +19,10 @@ from typing import Any
 
 import orjson
 
-from bench import bulk_import, database, health, kinesis, latency, query, rebuild, webhook
+from bench import bulk_import, change_streams, database, health, kinesis, latency, query, rebuild, webhook
 from bench.table import Row, render
 
-SCENARIOS = ("webhook", "import", "rebuild", "query", "latency", "health", "kinesis")
+SCENARIOS = ("webhook", "import", "rebuild", "query", "latency", "health", "kinesis", "streams")
 """What `all` runs, in this order."""
 
 
@@ -36,6 +36,7 @@ class Plan:
     sizes: query.Sizes
     pace: latency.Pace
     stream: kinesis.Stream
+    streams: change_streams.Streams
 
 
 FULL = Plan(
@@ -47,6 +48,7 @@ FULL = Plan(
     query.Sizes(1_000, 1_000_000, requests=5_000, warmup=500),
     latency.Pace(1_000, seconds=30, warmup=2),
     kinesis.Stream(100_000, baseline_records=4_000),
+    change_streams.Streams(1_000, webhook.Load(requests=10_000, warmup=1_000, time_limit=60)),
 )
 QUICK = Plan(
     1,
@@ -57,6 +59,7 @@ QUICK = Plan(
     query.Sizes(1_000, 50_000, requests=1_000, warmup=200),
     latency.Pace(1_000, seconds=4, warmup=1),
     kinesis.Stream(10_000, baseline_records=400, time_limit=30),
+    change_streams.Streams(1_000, webhook.Load(requests=2_000, warmup=200, time_limit=30)),
 )
 
 
@@ -100,6 +103,10 @@ async def run(scenarios: list[str], plan: Plan, profile_dir: Path | None) -> tup
             streamed = await kinesis.measure(server, plan.stream, plan.repetitions, work)
             rows += kinesis.rows(streamed, plan.stream)
             details["kinesis"] = kinesis.as_json(streamed)
+        if "streams" in scenarios:  # a database per run
+            held = await change_streams.measure(server, plan.streams, plan.repetitions, work)
+            rows += change_streams.rows(held, plan.streams)
+            details["streams"] = change_streams.as_json(held)
     return rows, details
 
 
@@ -111,7 +118,7 @@ def _context(plan: Plan) -> str:
         f" requests after {load.warmup:,} warm-up, {load.workers} senders; rebuild: {plan.log.events:,} events,"
         f" {plan.log.installations:,} installations; import: {plan.file.lines:,} NDJSON lines;"
         f" {query.summary(plan.sizes)}; {latency.summary(plan.pace)}; {health.summary(plan.fleet)};"
-        f" {kinesis.summary(plan.stream)}"
+        f" {kinesis.summary(plan.stream)}; {change_streams.summary(plan.streams)}"
     )
 
 

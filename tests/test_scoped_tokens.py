@@ -241,10 +241,3 @@ def test_a_token_is_all_projects_or_scoped_never_both() -> None:
     assert token_scopes(settings) == {"t-all": ALL, "t-a": Scope(frozenset({"proj-a"}))}
     with pytest.raises(TokenConflictError):
         token_scopes(replace(settings, api_token="t-a"))
-
-
-def test_a_scope_allows_its_projects_only() -> None:
-    scope = Scope(frozenset({"proj-a", "proj-b"}))
-    assert scope.allows("proj-a") and scope.allows("proj-b")
-    assert not scope.allows("proj-c") and not scope.allows(None)
-    assert ALL.allows("proj-c") and ALL.allows(None)

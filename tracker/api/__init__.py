@@ -52,5 +52,5 @@ def create_api(tracker: Tracker) -> web.Application:
               changes, dashboard)  # fmt: skip
     for module in routed:
         api.add_routes(module.routes)
-    changes.setup(api)
+    changes.setup(api, tracker.settings.max_change_streams)
     return api

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import orjson
 from aiohttp import web
@@ -12,12 +12,16 @@ from aiohttp_sse import EventSourceResponse, sse_response
 
 from tracker.api.keys import TRACKER
 from tracker.api.responses import error_response
-from tracker.api.scopes import Scope, scope_of
+from tracker.api.scopes import scope_of
 from tracker.store.changes import Change
 
 routes = web.RouteTableDef()
 STREAMS: web.AppKey[set[EventSourceResponse]] = web.AppKey("change_streams")
 """The open streams, to end on shutdown."""
+SLOTS: web.AppKey[asyncio.Semaphore] = web.AppKey("change_stream_slots", asyncio.Semaphore)
+"""One per stream the process may hold open (TRACKER_MAX_CHANGE_STREAMS); a stream takes one or is refused."""
+BUSY_RETRY_AFTER = {"Retry-After": "10"}
+"""A refused client waits this long: a slot frees only when some other client goes, so sooner is rarely better."""
 PING_INTERVAL = 15.0
 """Seconds between keep-alive comments, so proxies and browsers keep an idle stream open."""
 SEND_TIMEOUT = 60.0
@@ -47,16 +51,25 @@ async def changes(request: web.Request) -> web.StreamResponse:
         after = _start(request)
     except ValueError as exc:
         return error_response(400, str(exc))
-    tracker = request.app[TRACKER]
+    slots = request.app[SLOTS]
+    if slots.locked():
+        return error_response(503, "as many change streams are open as this server holds: retry later",
+                              headers=BUSY_RETRY_AFTER)  # fmt: skip
+    async with slots:  # not locked: taken at once, before anything else can take it
+        return await _stream(request, after)
+
+
+async def _stream(request: web.Request, after: int | None) -> web.StreamResponse:
+    feed = request.app[TRACKER].change_feed
     if after is None:
-        after = await tracker.change_feed.head()
+        after = await feed.head()
     streams = request.app[STREAMS]
     async with sse_response(request, ping_interval=PING_INTERVAL, send_timeout=SEND_TIMEOUT) as stream:
         streams.add(stream)
         try:
             # Set the client's last id at once: should it reconnect before any change, it resumes here.
             await stream.write(f"retry: {RETRY_MS}\r\nid: {after}\r\n\r\n".encode())
-            sending = asyncio.create_task(_send(stream, tracker.changes(after), scope_of(request)))
+            sending = asyncio.create_task(_send(stream, feed.follow(after, scope_of(request).projects)))
             ended = asyncio.create_task(stream.wait())  # the client went, or the server shuts down
             await asyncio.wait((sending, ended), return_when=asyncio.FIRST_COMPLETED)
             for task in (sending, ended):
@@ -68,12 +81,12 @@ async def changes(request: web.Request) -> web.StreamResponse:
     return stream
 
 
-async def _send(stream: EventSourceResponse, changes: AsyncIterator[Change], scope: Scope) -> None:
-    async for change in changes:
-        if not scope.allows(change.document.get("projectId")):
-            continue  # another project's: a token limited to projects never hears of it
-        data = orjson.dumps(change.to_json()).decode()
-        await stream.send(data, id=str(change.seq), event=change.entity)
+async def _send(stream: EventSourceResponse, changes: AsyncGenerator[Change, None]) -> None:
+    """Send each change the feed hands out: only the token's projects' (the feed leaves out the others)."""
+    async with contextlib.aclosing(changes):  # leave the feed now, not when the generator is collected
+        async for change in changes:
+            data = orjson.dumps(change.to_json()).decode()
+            await stream.send(data, id=str(change.seq), event=change.entity)
 
 
 async def end_streams(app: web.Application) -> None:
@@ -83,7 +96,8 @@ async def end_streams(app: web.Application) -> None:
         stream.stop_streaming()
 
 
-def setup(app: web.Application) -> None:
+def setup(app: web.Application, max_streams: int) -> None:
     streams: set[EventSourceResponse] = set()
     app[STREAMS] = streams
+    app[SLOTS] = asyncio.Semaphore(max_streams)
     app.on_shutdown.append(end_streams)

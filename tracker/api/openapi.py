@@ -86,6 +86,7 @@ class TimelineEvent(TypedDict):
     type: str
     receivedAt: str
     data: Any
+    """The notification's data; its config URLs (`configURL`, `lastConfigURL`, a fetch's `url`) without their query."""
     metadata: dict[str, Any]
 
 
@@ -138,7 +139,8 @@ class Integrations(TypedDict):
 
 
 class QuarantinedDelivery(TypedDict):
-    """A kept delivery: `body` when it is UTF-8, else `bodyBase64`."""
+    """A kept delivery: `body` when it is UTF-8, else `bodyBase64`; its URLs without their query. No header whose
+    name may carry a credential is kept."""
 
     id: int
     receivedAt: str
@@ -336,7 +338,7 @@ def _document() -> dict[str, Any]:
     ref = shapes.__getitem__
     problem = ref("Problem")
     not_caught_up = "`minPosition` is not reached within 5 s (`position` says how far), or the database is unreachable"
-    may_change = "no token is set and the client is not on loopback"
+    may_change = "no token is set and the client is not on loopback, or came through a proxy"
     installation_id = _path("installationId", "Ampersand's installation id")
     operator_body = {"required": False, "content": {"application/json": {"schema": ref("OperatorAction")}}}
     entity_routes: dict[str, Any] = {}
@@ -477,7 +479,8 @@ def _document() -> dict[str, Any]:
             "Installations, connections and destinations as they change, as Server-Sent Events",
             {"description": "an endless stream: `id:` the seq, `event:` the entity, `data:` a `ChangeEvent` as JSON",
              "content": {"text/event-stream": {"schema": STRING}}},
-            {},
+            {503: "the database is unreachable, or the process holds as many streams open as it may"
+                  " (`TRACKER_MAX_CHANGE_STREAMS`)"},
             parameters=[_query("after", {"type": "integer", "minimum": 0, "maximum": MAX_SEQ},
                                "resume after this seq (else from now)"),
                         _param("Last-Event-ID", "header", {"type": "integer", "minimum": 0, "maximum": MAX_SEQ},

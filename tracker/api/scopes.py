@@ -24,9 +24,6 @@ class Scope:
     projects: frozenset[str] | None
     """The projectIds the request may see; None: every project, and the routes of none."""
 
-    def allows(self, project_id: object) -> bool:
-        return self.projects is None or project_id in self.projects
-
 
 ALL = Scope(None)
 _SCOPE: web.RequestKey[Scope] = web.RequestKey("scope", Scope)
