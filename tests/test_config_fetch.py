@@ -180,12 +180,16 @@ async def test_a_config_sent_by_url_is_fetched_after_it_is_stored_and_a_rebuild_
     assert server.hits == ["/configs/a" + SIGNED]  # the pre-signed query, exactly as sent
     await tracker.catch_up()
     after = await view(tracker, installation_id)
-    assert (after["config"], after["configUrl"], after["configVersion"]) == (config(), url, 1)
+    assert (after["config"], after["configUrl"], after["configVersion"]) == (config(), without_query(url), 1)
     assert (after["health"]["status"], after["destinations"]) == ("healthy", ["main-webhook"])
     assert [(i["code"], i["status"]) for i in after["issues"]] == [("config_unavailable", "resolved")]
     timeline = await tracker.events(installation_id)
     assert [event["type"] for event in timeline] == ["installation.created", "tracker.config.fetched"]
-    assert timeline[1]["data"] == {"installationId": installation_id, "field": "config", "url": url, "config": config()}
+    assert timeline[1]["data"] == {"installationId": installation_id, "field": "config", "url": without_query(url),
+                                   "config": config()}  # fmt: skip
+    assert timeline[0]["data"]["configURL"] == without_query(url) != url  # served without the signature
+    logged = await tracker.pool.fetch("SELECT payload->'data' AS data FROM events ORDER BY position")
+    assert [row["data"].get("configURL", row["data"].get("url")) for row in logged] == [url, url]  # kept whole
     assert timeline[1]["metadata"]["source"] == "config-fetch"
     stored = await tracker.event_log.domain_events(f"installation:{installation_id}")
     assert isinstance(stored[1], ConfigFetched)  # its topic is registered: the log decodes it
@@ -296,10 +300,11 @@ async def test_a_url_still_failing_past_the_give_up_age_becomes_unavailable_and_
     assert timeline[-1]["data"] == {
         "installationId": installation_id,
         "field": "config",
-        "url": url,
+        "url": server.url("configs/gone"),  # served without its query
         "error": "HTTP 500",
     }
     found = await view(tracker, installation_id)
+    assert found["configFetchFailure"]["url"] == server.url("configs/gone")
     message = f"config at {server.url('configs/gone')} could not be fetched: HTTP 500"
     assert reasons(found) == [("config_unavailable", message)]
     assert [(i["code"], i["status"], i["message"], i["occurrences"]) for i in found["issues"]] == [

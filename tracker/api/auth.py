@@ -11,7 +11,7 @@ from aiohttp.typedefs import Handler, Middleware
 from tracker.api.keys import TRACKER
 from tracker.api.responses import error_response
 from tracker.api.scopes import Scope, set_scope
-from tracker.ingest.signatures import is_loopback
+from tracker.ingest.signatures import is_local_client
 
 
 def bearer_auth(
@@ -46,6 +46,7 @@ def bearer_auth(
 
 def may_change(request: web.Request) -> bool:
     """Whether a request may change state (operator actions, quarantine review): with a token, the bearer
-    check has passed already; without one anybody could, so only loopback clients (the local try-out)."""
+    check has passed already; without one anybody could, so only loopback clients that came through no
+    proxy (the local try-out)."""
     settings = request.app[TRACKER].settings
-    return bool(settings.api_token or settings.scoped_tokens) or is_loopback(request.remote)
+    return bool(settings.api_token or settings.scoped_tokens) or is_local_client(request.remote, request.headers)

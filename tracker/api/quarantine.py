@@ -16,6 +16,7 @@ from tracker.api.keys import TRACKER
 from tracker.api.paging import page_query
 from tracker.api.responses import appended_doc, error_response, json_response
 from tracker.api.row_ids import row_id
+from tracker.domain.config import strip_url_queries
 from tracker.ingest.parsing import SchemaError
 from tracker.ingest.pipeline import REFUSED
 from tracker.store.quarantine import Quarantined, QuarantineResolvedError
@@ -26,7 +27,11 @@ _FILTERS = {"status", "source"}
 
 
 def quarantined_doc(kept: Quarantined) -> dict[str, Any]:
-    """A kept delivery on the wire: the body as text when it is UTF-8, else base64 (`bodyBase64`)."""
+    """A kept delivery on the wire: the body as text when it is UTF-8, else base64 (`bodyBase64`).
+
+    Its URLs are served without their query: a pre-signed config URL's query is a credential. The row keeps
+    the body whole, and a replay ingests that.
+    """
     doc: dict[str, Any] = {
         "id": kept.id,
         "receivedAt": kept.received_at.isoformat(),
@@ -41,10 +46,11 @@ def quarantined_doc(kept: Quarantined) -> dict[str, Any]:
         "replayedPosition": kept.replayed_position,
         "lastReplayError": kept.last_replay_error,
     }
+    body = strip_url_queries(kept.raw)
     try:
-        doc["body"] = kept.raw.decode()
+        doc["body"] = body.decode()
     except UnicodeDecodeError:
-        doc["bodyBase64"] = base64.b64encode(kept.raw).decode()
+        doc["bodyBase64"] = base64.b64encode(body).decode()
     return doc
 
 

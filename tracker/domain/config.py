@@ -8,6 +8,7 @@ notification may use (the parser refuses it), so a sender cannot forge a fetched
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -49,3 +50,31 @@ def without_query(url: str) -> str:
     if port is not None:
         netloc = f"{netloc}:{port}"
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+_NOTIFICATION_URL_FIELDS = ("configURL", "lastConfigURL")
+_FETCH_TYPES = frozenset({ConfigFetched.NOTIFICATION_TYPE, ConfigUnavailable.NOTIFICATION_TYPE})
+
+
+def strip_config_urls(event_type: str, data: Any) -> Any:
+    """The event's data to serve: each config URL it names cut to `without_query`. The log keeps them whole."""
+    fields = ("url",) if event_type in _FETCH_TYPES else _NOTIFICATION_URL_FIELDS
+    if not isinstance(data, dict):
+        return data
+    urls = {name: without_query(url) for name in fields if isinstance(url := data.get(name), str)}
+    return {**data, **urls} if urls else data
+
+
+_URL = re.compile(
+    rb"(https?:(?:\\?/){2})"  # the scheme and its slashes, maybe escaped as JSON may escape them
+    rb"(?:[^\s\"<>/\\?#@]*@)?"  # user info: dropped
+    rb"([^\s\"<>?#]*)"  # host and path: kept
+    rb"(?:\?(?:[^\s\"<>#\\]|\\[^\s\"])*)?",  # the query, up to what no URL holds or an escaped quote: dropped
+    re.IGNORECASE,
+)
+
+
+def strip_url_queries(text: bytes) -> bytes:
+    """`text` to serve, every http(s) URL in it without its query and user info, found in the bytes, so a body
+    that is not JSON, or not even UTF-8, is covered too."""
+    return _URL.sub(rb"\1\2", text)

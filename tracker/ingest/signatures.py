@@ -34,6 +34,23 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+_PROXY_HEADERS = frozenset({"forwarded", "via", "x-real-ip"})
+"""Headers a reverse proxy adds, besides every `X-Forwarded-*` one."""
+
+
+def is_local_client(remote: str | None, headers: Mapping[str, str]) -> bool:
+    """Whether the client is on this host: a loopback peer, and no proxy forwarded the request.
+
+    A reverse proxy on the same host connects from loopback for every client it forwards; a request that
+    names a proxy hop is therefore never trusted as local, whoever set the header.
+    """
+    if not is_loopback(remote):
+        return False
+    return not any(
+        (lowered := name.lower()) in _PROXY_HEADERS or lowered.startswith("x-forwarded-") for name in headers
+    )
+
+
 class SignatureVerifier:
     """Accepts a delivery signed by any of the secrets, so a secret can be rotated without downtime."""
 

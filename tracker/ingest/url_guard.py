@@ -83,14 +83,27 @@ def is_allowed(url: URL, allow: Sequence[str]) -> bool:
 
 
 def _under(path: str, prefix: str) -> bool:
-    """`path` is `prefix` or below it, whole segments only, and climbs out by no dot segment (`..`, `%2e%2e`).
+    """`path` is `prefix` or below it, whole segments only, and could climb out by no server's reading.
 
-    The server, not us, would resolve `/configs/../admin`, so such a path is never "under" anything.
+    The server, not us, would resolve `/configs/../admin`, so a path that any server may read as climbing is
+    never "under" anything: one with a dot segment once decoded, however many times it was percent-encoded
+    (`%2e%2e`, `%252e%252e`), with a path parameter after it (`..;x`, read as `..` by Java servers), or with
+    a backslash (`\\`, `%5C`), which Windows servers read as `/`.
     """
-    segments = unquote(path).split("/")
-    if any(segment in {".", ".."} for segment in segments):
+    if not _plain(path):
         return False
     return path == prefix or path.startswith(prefix if prefix.endswith("/") else f"{prefix}/")
+
+
+def _plain(path: str) -> bool:
+    """Whether `path`, decoded until it no longer changes, holds no backslash, control character or dot segment."""
+    decoded, previous = path, None
+    while decoded != previous:
+        previous, decoded = decoded, unquote(decoded)
+    if "\\" in decoded or any(ord(char) < 0x20 or ord(char) == 0x7F for char in decoded):
+        return False
+    segments = (segment.split(";", 1)[0].rstrip(" ") for segment in decoded.split("/"))
+    return not any(segment and set(segment) == {"."} for segment in segments)
 
 
 def check_url(url: str, allow: Sequence[str]) -> tuple[URL, bool]:

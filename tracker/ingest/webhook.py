@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from tracker.ingest.parsing import parse_webhook_body
 from tracker.ingest.pipeline import Delivery, Pipeline
-from tracker.ingest.signatures import SignatureError, SignatureVerifier, delivery_headers, is_loopback
+from tracker.ingest.signatures import SignatureError, SignatureVerifier, delivery_headers, is_local_client
 from tracker.store.event_log import Appended
 
 
@@ -23,13 +23,17 @@ class WebhookReceiver:
     async def receive(self, body: bytes, headers: Mapping[str, str], remote: str | None) -> Appended:
         """Store one delivery; a bad signature raises SignatureError and keeps nothing.
 
-        Without a secret, only loopback clients are heard (the local try-out), also when the API is
-        mounted in a host that listens publicly, unless that was asked for (`--insecure-no-verify`).
+        Without a secret, only loopback clients that came through no proxy are heard (the local try-out),
+        also when the API is mounted in a host that listens publicly, unless that was asked for
+        (`--insecure-no-verify`).
         """
         if self._verifier is not None:
             self._verifier.verify(body, headers)
-        elif not self._unsigned_from_anywhere and not is_loopback(remote):
-            msg = "unsigned deliveries are accepted from loopback clients only: set TRACKER_WEBHOOK_SECRET"
+        elif not self._unsigned_from_anywhere and not is_local_client(remote, headers):
+            msg = (
+                "unsigned deliveries are accepted from loopback clients only, not through a proxy:"
+                " set TRACKER_WEBHOOK_SECRET"
+            )
             raise SignatureError(msg)
         delivery = Delivery(
             source="webhook",

@@ -20,15 +20,15 @@ class IssueFilters:
     code: str | None = None
     project_id: str | None = None
     installation_id: str | None = None
-    """The installation's own issues and those of its current connection and of its destinations."""
+    """The installation's own issues and those of its current connection and of its destinations (in its project)."""
     projects: Collection[str] | None = None
     """Only issues of these projects (a token limited to them); None: every project."""
 
 
 _OF_INSTALLATION = (
     "((entity = 'installation' AND entity_id = {p})"
-    " OR (entity = 'connection' AND entity_id ="
-    "  (SELECT connection_id FROM installation_view WHERE installation_id = {p}))"
+    " OR (entity = 'connection' AND (entity_id, project_id) ="
+    "  (SELECT connection_id, project_id FROM installation_view WHERE installation_id = {p}))"
     " OR (entity = 'destination' AND entity_id IN (SELECT d.destination_id FROM installation_view i"
     "  JOIN destination_view d ON d.project_id = i.project_id AND i.destinations ? d.destination_name"
     "  WHERE i.installation_id = {p})))"

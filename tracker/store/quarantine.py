@@ -17,8 +17,12 @@ from tracker.store.database import Connection, Pool
 from tracker.store.errors import UnavailableGuard
 from tracker.store.views import BadCursorError, BadFilterError, decode_cursor, encode_cursor
 
-_NOT_KEPT_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
-"""Credentials are never written to the database."""
+_CREDENTIAL_WORDS = ("authorization", "cookie", "token", "key", "secret", "signature", "auth", "session",
+                     "password", "credential")  # fmt: skip
+"""A header whose name holds one of these may carry a credential: it is never written to the database."""
+_KEPT_ANYWAY = frozenset({"svix-signature", "webhook-signature", "kinesis-partition-key"})
+"""Named like a credential but needed to understand a delivery: a Svix or Standard Webhooks signature proves the
+sender and opens nothing; a Kinesis record's partition key, as `tracker.ingest.kinesis_records` names it."""
 
 STATUSES = ("pending", "replayed", "discarded")
 MAX_ID = 2**63 - 1
@@ -116,7 +120,7 @@ class Quarantine:
                     refused.delivery_id,
                     refused.reason,
                     refused.problems,
-                    {k.lower(): v for k, v in refused.headers.items() if k.lower() not in _NOT_KEPT_HEADERS},
+                    _kept_headers(refused.headers),
                     refused.raw,
                     refused.signature_verified,
                     refused.full_delivery_id,
@@ -213,6 +217,16 @@ class Quarantine:
         if kept is None:
             raise _unknown(quarantine_id)
         raise QuarantineResolvedError(kept)
+
+
+def _kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers to keep, names lower-cased: none that may carry a credential (`sql/018` applies the same rule)."""
+    kept = {}
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered in _KEPT_ANYWAY or not any(word in lowered for word in _CREDENTIAL_WORDS):
+            kept[lowered] = value
+    return kept
 
 
 def _found(row: asyncpg.Record | None, quarantine_id: int) -> asyncpg.Record:

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from projections.health import STATUSES, served_health
+from tracker.domain.config import without_query
 from tracker.store.database import Pool
 
 
@@ -49,9 +50,16 @@ class ViewTable:
 
 
 def _installation(row: asyncpg.Record) -> dict[str, Any]:
-    """An installation with its whole health: its own reasons and those of its connection and destinations."""
+    """An installation with its whole health: its own reasons and those of its connection and destinations.
+
+    Its config URLs are served without their query: a pre-signed URL's query is a credential.
+    """
     doc: dict[str, Any] = row["doc"]
     doc["health"] = served_health(doc["health"], doc["deleted"], row["connection"], row["destinations"])
+    if isinstance(url := doc.get("configUrl"), str):
+        doc["configUrl"] = without_query(url)
+    if isinstance(failure := doc.get("configFetchFailure"), dict) and isinstance(url := failure.get("url"), str):
+        failure["url"] = without_query(url)
     return doc
 
 
@@ -71,7 +79,8 @@ INSTALLATIONS = ViewTable(
         ", c.doc AS connection, (SELECT coalesce(jsonb_agg(d.doc ORDER BY d.destination_id), '[]')"
         " FROM destination_view d WHERE d.project_id = v.project_id AND d.disabled"
         " AND v.destinations ? d.destination_name) AS destinations"
-        " FROM installation_view v LEFT JOIN connection_view c ON c.connection_id = v.connection_id"
+        " FROM installation_view v LEFT JOIN connection_view c"
+        " ON c.connection_id = v.connection_id AND c.project_id = v.project_id"  # another project's: not its
     ),
     serve=_installation,
 )
