@@ -23,6 +23,7 @@ from projections import READ_MODELS, ReadModel
 from projections.rebuild import Progress, Rebuild, RebuildReport, RebuildRunningError
 from projections.runner import ProjectionRunner
 from tracker.api import create_api
+from tracker.domain.config import strip_config_urls
 from tracker.ingest import operator
 from tracker.ingest.config_fetch import ConfigFetchWorker, FetchReport
 from tracker.ingest.files import FileImporter, ImportReport
@@ -41,7 +42,7 @@ from tracker.store.changes import Change, ChangeFeed
 from tracker.store.checkpoint_watch import CheckpointWatch
 from tracker.store.database import Pool, create_pool
 from tracker.store.dead_letters import DeadLetter, DeadLetters
-from tracker.store.embedded import start_embedded_postgres
+from tracker.store.embedded import keep_embedded_postgres_running, start_embedded_postgres
 from tracker.store.event_log import Appended, EventLog, NewEvent
 from tracker.store.freshness import Freshness, freshness
 from tracker.store.group_commit import GroupCommit
@@ -86,6 +87,7 @@ class Tracker:
         self._wake: list[asyncio.Event] = []
         self._leaderships: list[Leadership] = []
         self._config_fetching: asyncio.Task[None] | None = None
+        self._keeping_postgres: asyncio.Task[None] | None = None
         self.kinesis: KinesisConsumers | None = None
         """The Kinesis consumers, one per stream of `settings.kinesis_streams`, once started."""
         self.metrics = Metrics()
@@ -139,6 +141,12 @@ class Tracker:
         if settings.kinesis_streams:
             self.kinesis = KinesisConsumers(settings, self.shard_leases, self.metrics)
             await self.kinesis.start()
+        if not settings.database_url:  # its children are handed the URL: only the process that started it keeps it
+            metrics = self.metrics
+            keeping = keep_embedded_postgres_running(
+                settings.data_dir, metrics.embedded_postgres_deaths.inc, metrics.embedded_postgres_restarts.inc
+            )
+            self._keeping_postgres = asyncio.create_task(keeping, name="embedded-postgres")
 
     def _follow_log(self) -> None:
         """One runner task per read model, woken by the log's NOTIFY and by polling."""
@@ -188,6 +196,10 @@ class Tracker:
             wake.set()
 
     async def close(self) -> None:
+        if self._keeping_postgres is not None:  # first: a server stopped along with this process is not restarted
+            self._keeping_postgres.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeping_postgres
         if self.kinesis is not None:  # first: their commits in flight finish, then their leases are released
             await self.kinesis.stop()
         await self.change_feed.close()
@@ -207,8 +219,12 @@ class Tracker:
         await self.pool.close()
 
     async def ingest(self, notification: Mapping[str, Any] | bytes, *, delivery_id: str | None = None) -> Appended:
-        """Append one notification (webhook or Kinesis shape); bad input is quarantined, then raised.
+        """Append one notification (webhook or Kinesis shape); resolves once its transaction has committed.
 
+        One that cannot be an event (not a notification, failing its schema, or failing any later step of
+        its conversion) is kept in quarantine, then raised as one of REFUSED: NotJSONObjectError,
+        SchemaError, or EventRefusedError with the reason. StoreUnavailableError: nothing was stored, and a
+        retry may succeed.
         Without `delivery_id` (or a Kinesis `metadata["event-id"]`), equal notifications are one delivery.
         When the commit queue is full it waits for room: a caller that awaits slows down, where a webhook
         sender would be answered 503.
@@ -323,7 +339,8 @@ class Tracker:
         return await self.rollups.integrations(project_id, integration_id, provider, group_ref, projects)
 
     async def events(self, installation_id: str, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
-        """The installation's timeline after stream version `after`, oldest first, unrecognized types too."""
+        """The installation's timeline after stream version `after`, oldest first, unrecognized types too; its
+        config URLs without their query (the log keeps them whole)."""
         rows = await self.event_log.stream(f"installation:{installation_id}", after, limit)
         return [
             {
@@ -331,7 +348,7 @@ class Tracker:
                 "version": row["version"],
                 "type": row["type"],
                 "receivedAt": row["received_at"].isoformat(),
-                "data": row["data"],
+                "data": strip_config_urls(row["type"], row["data"]),
                 "metadata": row["metadata"],
             }
             for row in rows

@@ -15,6 +15,9 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,
+    # What asyncpg raises, now and then, on a connection whose server process ended mid-operation (its
+    # postmaster killed, the session terminated): "cannot switch to state N; another operation is in progress".
+    asyncpg.InternalClientError,
 )
 
 
