@@ -35,7 +35,7 @@ from bench.table import Row
 from bench.webhook import new_secret
 from tracker import Settings, Tracker
 from tracker.ingest.kinesis_records import KinesisRecord, convert
-from tracker.store.event_log import NewEvent
+from tracker.store.quarantine import Refused
 
 GOAL_PER_SECOND = 20_000
 GOAL_VS_BASELINE = 10.0
@@ -254,12 +254,14 @@ async def baseline_run(url: str, client: Any, source: Source, stream: Stream) ->
             while stored < per_shard:
                 page = await client.get_records(ShardIterator=iterator, Limit=min(10_000, per_shard - stored))
                 for raw in page["Records"]:
-                    outcome = convert(KinesisRecord.from_response(name, shard_id, raw), datetime.now(UTC))
-                    if not isinstance(outcome, NewEvent):
+                    record = KinesisRecord.from_response(name, shard_id, raw)
+                    outcome = convert(record, datetime.now(UTC), event_log.mapper)
+                    if isinstance(outcome, Refused):
                         msg = f"the baseline refused a record: {outcome.reason}"
                         raise KinesisCheckError(msg)
+                    event, stored_event = outcome
                     async with pool.acquire() as conn, conn.transaction():
-                        await event_log.append_on(conn, [outcome])
+                        await event_log.append_on(conn, [event], [stored_event])
                         await conn.execute(
                             "INSERT INTO kinesis_shards (stream, shard_id, checkpoint)"
                             " VALUES ($1, $2, $3::text::numeric)"

@@ -49,6 +49,9 @@ async def test_import_takes_both_shapes_quarantines_bad_lines_and_is_idempotent(
     assert (second.lines, second.appended, second.duplicates, second.quarantined) == (6, 0, 4, 2)
     assert await tracker.pool.fetchval("SELECT count(*) FROM events") == 4
     assert await tracker.pool.fetchval("SELECT count(*) FROM quarantine") == 2  # kept once
+    reasons = [row["reason"] for row in await tracker.pool.fetch("SELECT reason FROM quarantine ORDER BY id")]
+    assert reasons[0].startswith("line 3: not valid JSON")
+    assert reasons[1] == "line 4: read.backfill.done does not match its schema: data.objectName: Field required"
     kinesis_row = await tracker.pool.fetchrow("SELECT dedupe_key, metadata FROM events WHERE type = 'connection.error'")
     assert kinesis_row["dedupe_key"] == "outpost:evt-1"
     assert kinesis_row["metadata"]["recordMetadata"]["topic"] == "connection.error"
@@ -106,7 +109,7 @@ async def test_a_line_the_database_refuses_is_quarantined_and_its_neighbours_lan
     assert (report.lines, report.appended, report.quarantined) == (3, 2, 1)
     assert await tracker.pool.fetchval("SELECT count(*) FROM events") == 2
     reason = await tracker.pool.fetchval("SELECT reason FROM quarantine")
-    assert reason.startswith("the database refused the event")
+    assert reason.startswith("line 2: the database refused the event")
 
 
 def test_a_copied_batch_is_numbered_on_from_each_streams_head_and_skips_known_keys() -> None:

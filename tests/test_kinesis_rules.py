@@ -7,9 +7,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import pytest
+from eventsourcing.persistence import StoredEvent
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tracker.ingest import pipeline
 from tracker.ingest.kinesis_records import KinesisRecord, convert, refuse_event
 from tracker.ingest.kinesis_shards import (
     backoff,
@@ -19,12 +22,14 @@ from tracker.ingest.kinesis_shards import (
     status_of,
 )
 from tracker.store.event_log import NewEvent
+from tracker.store.mapper import create_mapper
 from tracker.store.quarantine import Refused
 from tracker.store.shard_leases import ShardLease
 
 from .notifications import connection_fields, installation_fields
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+MAPPER = create_mapper()
 ARRIVED = datetime(2026, 11, 27, 11, 59, 58, tzinfo=UTC)
 
 
@@ -36,12 +41,18 @@ def outpost(metadata: dict[str, Any], data: dict[str, Any]) -> bytes:
     return orjson.dumps({"metadata": metadata, "data": data})
 
 
-def event(outcome: NewEvent | Refused) -> NewEvent:
-    assert isinstance(outcome, NewEvent), outcome
-    return outcome
+def convert_now(kinesis_record: KinesisRecord) -> tuple[NewEvent, StoredEvent] | Refused:
+    return convert(kinesis_record, NOW, MAPPER)
 
 
-def refused(outcome: NewEvent | Refused) -> Refused:
+def event(outcome: tuple[NewEvent, StoredEvent] | Refused) -> NewEvent:
+    assert not isinstance(outcome, Refused), outcome
+    converted, stored = outcome
+    assert stored == converted.to_stored(MAPPER)
+    return converted
+
+
+def refused(outcome: tuple[NewEvent, StoredEvent] | Refused) -> Refused:
     assert isinstance(outcome, Refused), outcome
     return outcome
 
@@ -49,7 +60,7 @@ def refused(outcome: NewEvent | Refused) -> Refused:
 def test_an_outpost_record_typed_in_metadata_notification_type_becomes_its_event() -> None:
     data = installation_fields("inst-1")
     metadata = {"event-id": "evt-1", "notificationType": "read.backfill.done", "timestamp": "1795000000"}
-    converted = event(convert(record(outpost(metadata, {**data, "objectName": "account"})), NOW))
+    converted = event(convert_now(record(outpost(metadata, {**data, "objectName": "account"}))))
     assert (converted.stream_id, converted.notification_type) == ("installation:inst-1", "read.backfill.done")
     assert converted.dedupe_key == "outpost:evt-1"
     assert converted.received_at == NOW
@@ -65,47 +76,61 @@ def test_an_outpost_record_typed_in_metadata_notification_type_becomes_its_event
 
 
 def test_the_type_may_be_in_metadata_topic_and_without_an_event_id_the_record_position_dedupes() -> None:
-    converted = event(convert(record(outpost({"topic": "connection.created"}, connection_fields("conn-1")), "7"), NOW))
+    converted = event(convert_now(record(outpost({"topic": "connection.created"}, connection_fields("conn-1")), "7")))
     assert (converted.stream_id, converted.notification_type) == ("connection:conn-1", "connection.created")
     assert converted.dedupe_key == "delivery:kinesis:orders/shardId-000000000001/7"
 
 
 def test_a_record_in_the_webhook_shape_is_read_too() -> None:
     body = orjson.dumps({"notificationType": "connection.refreshed", "data": connection_fields("conn-2")})
-    assert event(convert(record(body), NOW)).stream_id == "connection:conn-2"
+    assert event(convert_now(record(body))).stream_id == "connection:conn-2"
 
 
 def test_an_unknown_type_is_stored_not_refused() -> None:
-    converted = event(convert(record(outpost({"topic": "billing.invoice.paid"}, {"installationId": "inst-9"})), NOW))
+    converted = event(convert_now(record(outpost({"topic": "billing.invoice.paid"}, {"installationId": "inst-9"}))))
     assert converted.notification_type == "billing.invoice.paid"
     assert converted.stream_id == "installation:inst-9"
 
 
 def test_a_record_whose_type_cannot_be_found_is_kept_with_the_reason_and_its_transport() -> None:
-    kept = refused(convert(record(orjson.dumps(installation_fields("inst-1")), "12"), NOW))
+    kept = refused(convert_now(record(orjson.dumps(installation_fields("inst-1")), "12")))
     assert kept.source == "kinesis"
     assert "neither notificationType nor metadata" in kept.reason
     assert kept.delivery_id == "kinesis:orders/shardId-000000000001/12"
     assert kept.headers["kinesis-sequence-number"] == "12"
     assert kept.headers["kinesis-shard-id"] == "shardId-000000000001"
     assert kept.headers["kinesis-approximate-arrival-timestamp"] == ARRIVED.isoformat()
-    no_type = refused(convert(record(outpost({"event-id": "e"}, installation_fields("inst-1"))), NOW))
+    no_type = refused(convert_now(record(outpost({"event-id": "e"}, installation_fields("inst-1")))))
     assert "no notification type in metadata" in no_type.reason
 
 
 def test_a_record_that_is_not_json_is_kept_with_the_reason() -> None:
-    kept = refused(convert(record(b"\x00\x01 definitely not json"), NOW))
+    kept = refused(convert_now(record(b"\x00\x01 definitely not json")))
     assert kept.reason.startswith("not valid JSON")
     assert kept.raw == b"\x00\x01 definitely not json"
 
 
 def test_a_known_type_failing_its_schema_is_kept_with_each_problem() -> None:
-    kept = refused(convert(record(outpost({"topic": "installation.created"}, {"installationId": "i"})), NOW))
+    kept = refused(convert_now(record(outpost({"topic": "installation.created"}, {"installationId": "i"}))))
     assert "projectId: Field required" in " ".join(kept.problems)
 
 
+def test_a_record_whose_conversion_fails_unforeseen_is_kept_naming_the_step_and_the_exception(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def route(notification_type: str, data: dict[str, Any]) -> tuple[str, type[Any]]:
+        return data["connectionId"], type(None)  # stands in for a gap between the schema and routing
+
+    monkeypatch.setattr(pipeline, "route", route)
+    data = {key: value for key, value in connection_fields("c").items() if key != "connectionId"}
+    kept = refused(convert_now(record(outpost({"topic": "future.type"}, data), "5")))
+    assert kept.reason.startswith("cannot route the delivery: KeyError: 'connectionId' in route (")
+    assert kept.delivery_id == "kinesis:orders/shardId-000000000001/5"
+    assert kept.headers["kinesis-sequence-number"] == "5"
+
+
 def test_an_event_the_database_refuses_is_kept_as_its_record_was() -> None:
-    converted = event(convert(record(outpost({"topic": "connection.created"}, connection_fields("c")), "3"), NOW))
+    converted = event(convert_now(record(outpost({"topic": "connection.created"}, connection_fields("c")), "3")))
     kept = refuse_event(converted, "the database refused the event: value too long")
     assert kept.delivery_id == "kinesis:orders/shardId-000000000001/3"
     assert kept.raw == converted.raw

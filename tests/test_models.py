@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel, ValidationError
+from pydantic.alias_generators import to_camel
 
 from tracker.models import (
     KNOWN_TYPES,
@@ -187,11 +188,16 @@ def test_config_is_kept_as_given() -> None:
     assert notification.data.config == config
 
 
-def test_python_names_are_accepted_too() -> None:
-    by_wire = FIRST_EXAMPLE["connection.created"]
-    by_name = ConnectionFields.model_validate(by_wire).model_dump()
+def test_python_names_are_refused() -> None:
+    """Routing and the projections read the sender's keys: a snake_case key passed here would leave them
+    without the field."""
+    by_name = ConnectionFields.model_validate(FIRST_EXAMPLE["connection.created"]).model_dump()
     assert by_name["consumer_ref"] == "user-123"
-    assert ConnectionFields.model_validate(by_name) == ConnectionFields.model_validate(by_wire)
+    with pytest.raises(ValidationError) as exc:
+        ConnectionFields.model_validate(by_name)
+    renamed = sorted((to_camel(name),) for name in by_name if to_camel(name) != name)
+    assert sorted(error_locs(exc)) == renamed
+    assert ("connectionId",) in renamed
 
 
 def test_models_are_frozen() -> None:

@@ -119,6 +119,36 @@ def test_missing_required_field_is_named() -> None:
     assert str(exc.value) == "connection.deleted does not match its schema: data.connectionId: Field required"
 
 
+def snake_case(data: dict[str, Any], key: str, renamed: str) -> dict[str, Any]:
+    return {renamed if name == key else name: value for name, value in data.items()}
+
+
+@pytest.mark.parametrize("shape", ["webhook", "kinesis"])
+def test_a_snake_case_connection_id_is_a_schema_error_naming_the_wire_name(shape: str) -> None:
+    data = snake_case(CONNECTION, "connectionId", "connection_id")
+    raw = webhook("connection.created", data)
+    if shape == "kinesis":
+        raw = orjson.dumps({"metadata": {"topic": "connection.created"}, "data": data})
+    with pytest.raises(SchemaError) as exc:
+        parse_record(raw)
+    assert exc.value.notification_type == "connection.created"
+    assert exc.value.problems == ["data.connectionId: Field required"]
+
+
+def test_a_snake_case_project_id_is_a_schema_error() -> None:
+    data = snake_case(INSTALLATION, "projectId", "project_id") | {"config": {}}
+    with pytest.raises(SchemaError) as exc:
+        parse_webhook_body(webhook("installation.created", data))
+    assert exc.value.problems == ["data.projectId: Field required"]
+
+
+def test_a_snake_case_config_url_is_no_config() -> None:
+    data = INSTALLATION | {"config_url": SIGNED_URL}
+    with pytest.raises(SchemaError) as exc:
+        parse_webhook_body(webhook("installation.created", data))
+    assert exc.value.problems == ["data: needs config or configURL (at least one)"]
+
+
 def test_every_problem_is_listed() -> None:
     data = CONNECTION | {"errors": ["ok", 7]}
     del data["provider"]

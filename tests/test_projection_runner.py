@@ -123,9 +123,8 @@ async def test_a_runner_never_passes_an_event_that_commits_late(make_tracker: Ma
         transaction = conn.transaction()
         await transaction.start()
         # A writer that took its position first but commits last.
-        await tracker.event_log.append_on(
-            conn, [_new_event(installation_event("read.backfill.done", late, objectName="a"))]
-        )
+        event = _new_event(installation_event("read.backfill.done", late, objectName="a"))
+        await tracker.event_log.append_on(conn, [event], [event.to_stored(tracker.event_log.mapper)])
         second = asyncio.create_task(tracker.ingest(installation_event("read.backfill.done", early, objectName="a")))
         done, _ = await asyncio.wait({second}, timeout=0.5)
         await runner.run_batch()  # while the first writer is still open

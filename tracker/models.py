@@ -23,9 +23,13 @@ EntityId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
 class Wire(BaseModel):
-    """Ignore extra fields (the default): the raw body is kept in the log, and Ampersand adds fields."""
+    """Ignore extra fields (the default): the raw body is kept in the log, and Ampersand adds fields.
 
-    model_config = ConfigDict(frozen=True, alias_generator=to_camel, validate_by_name=True)
+    Validated by the wire's names only: everything after validation reads the sender's keys, so a
+    `connection_id` accepted for `connectionId` would reach routing without the id it needs.
+    """
+
+    model_config = ConfigDict(frozen=True, alias_generator=to_camel, validate_by_alias=True, validate_by_name=False)
 
 
 class InstallationFields(Wire):

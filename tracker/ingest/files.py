@@ -36,11 +36,17 @@ class FileImporter:
         """
         report = ImportReport()
         seen: Counter[bytes] = Counter()
+        read = 0  # lines read so far, blank ones too: a refusal names the line as an editor numbers it
         chunks: list[asyncio.Future[None]] = []  # the one being appended, and the next one, parsing
         try:
             with path.open("rb") as file:  # opening is instant; the reads run in a thread
                 while lines := await asyncio.to_thread(file.readlines, _CHUNK_BYTES):
-                    deliveries = [_delivery(line.rstrip(b"\r\n"), seen) for line in lines if line.strip()]
+                    deliveries = [
+                        _delivery(line.rstrip(b"\r\n"), seen, number)
+                        for number, line in enumerate(lines, start=read + 1)
+                        if line.strip()
+                    ]
+                    read += len(lines)
                     before = chunks[-1] if chunks else None
                     chunks.append(asyncio.ensure_future(self._import(deliveries, report, before)))
                     if len(chunks) == 2:
@@ -69,9 +75,9 @@ class FileImporter:
         report.quarantined += outcomes.count(None)
 
 
-def _delivery(raw: bytes, seen: Counter[bytes]) -> Delivery:
+def _delivery(raw: bytes, seen: Counter[bytes], line: int) -> Delivery:
     digest = hashlib.sha256(raw).digest()
     occurrence = seen[digest]
     seen[digest] += 1
     # Importing a file again appends nothing; equal lines inside one file are distinct notifications.
-    return Delivery(source="import", raw=raw, delivery_id=f"line:{digest.hex()}:{occurrence}")
+    return Delivery(source="import", raw=raw, delivery_id=f"line:{digest.hex()}:{occurrence}", line=line)

@@ -25,6 +25,7 @@ from aiobotocore.config import AioConfig  # type: ignore[import-untyped]
 from aiobotocore.session import get_session  # type: ignore[import-untyped]
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError  # type: ignore[import-untyped]
 from botocore.utils import parse_timestamp  # type: ignore[import-untyped]
+from eventsourcing.persistence import StoredEvent
 
 from tracker.ingest.kinesis_records import KinesisRecord, convert, refuse_event
 from tracker.ingest.kinesis_shards import (
@@ -327,14 +328,17 @@ class _ShardReader:
     async def _store(self, records: list[dict[str, Any]]) -> None:
         consumer = self._consumer
         received_at = datetime.now(UTC)
+        mapper = consumer.leases.event_log.mapper
         events: list[NewEvent] = []
+        stored: list[StoredEvent] = []
         refused: list[Refused] = []
         for index, raw in enumerate(records, 1):
-            outcome = convert(KinesisRecord.from_response(consumer.stream, self.shard_id, raw), received_at)
-            if isinstance(outcome, NewEvent):
-                events.append(outcome)
-            else:
+            outcome = convert(KinesisRecord.from_response(consumer.stream, self.shard_id, raw), received_at, mapper)
+            if isinstance(outcome, Refused):
                 refused.append(outcome)
+            else:
+                events.append(outcome[0])
+                stored.append(outcome[1])
             await give_way(index, _YIELD_EVERY)
         sequence = records[-1]["SequenceNumber"]
         self._committing = True
@@ -344,7 +348,8 @@ class _ShardReader:
                 try:
                     appended = await consumer.leases.commit(
                         consumer.stream, self.shard_id, consumer.owner, sequence=sequence,
-                        millis_behind=self.millis_behind, events=events, refused=refused, on_refused=refuse_event,
+                        millis_behind=self.millis_behind, events=events, stored=stored, refused=refused,
+                        on_refused=refuse_event,
                     )  # fmt: skip
                     break
                 except StoreUnavailableError as exc:

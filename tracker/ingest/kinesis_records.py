@@ -1,10 +1,11 @@
 """A Kinesis record into the event to append, or the quarantine row that keeps it, without I/O.
 
 Records come in Outpost's shape, `{"metadata": {...}, "data": {...}}`, with the type in
-`metadata.notificationType` or `metadata.topic` (the webhook shape is read too). A record whose type
-cannot be found, or that is not JSON, is kept in the quarantine with the reason; an unknown type is
-stored, as the webhook stores it. The dedupe key is Outpost's `metadata["event-id"]`, else the
-record's stream, shard and sequence number, which a re-read repeats.
+`metadata.notificationType` or `metadata.topic` (the webhook shape is read too). A record that cannot
+be an event (no type found, not JSON, a schema failed, any step of the conversion failed) is kept in
+the quarantine with the reason, so that its shard moves on; an unknown type is stored, as the webhook
+stores it. The dedupe key is Outpost's `metadata["event-id"]`, else the record's stream, shard and
+sequence number, which a re-read repeats.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from eventsourcing.persistence import Mapper, StoredEvent
+
 from tracker.ingest.dedupe import bounded
-from tracker.ingest.parsing import NotJSONObjectError, SchemaError, parse_record
-from tracker.ingest.pipeline import Delivery, new_event
+from tracker.ingest.parsing import SchemaError, parse_record
+from tracker.ingest.pipeline import REFUSED, Delivery, convert_delivery
 from tracker.store.event_log import NewEvent
 from tracker.store.quarantine import Refused
 
@@ -62,16 +65,19 @@ class KinesisRecord:
         }
 
 
-def convert(record: KinesisRecord, received_at: datetime) -> NewEvent | Refused:
-    """The event to append for the record, or why it cannot be one and what to keep of it."""
+def convert(
+    record: KinesisRecord, received_at: datetime, mapper: Mapper[str]
+) -> tuple[NewEvent, StoredEvent] | Refused:
+    """The event to append for the record and its stored form (`mapper`, the log's), or why it cannot be
+    one and what to keep of it."""
     delivery = Delivery(SOURCE, record.data, record.delivery_id, received_at=received_at)
     try:
-        event = new_event(parse_record(record.data), delivery)
-    except (NotJSONObjectError, SchemaError) as exc:
+        event, stored = convert_delivery(parse_record, delivery, mapper)
+    except REFUSED as exc:
         problems = exc.problems if isinstance(exc, SchemaError) else []
         return _refused(record.delivery_id, record.transport(), record.data, str(exc), problems)
-    event.metadata[SOURCE] = record.transport()  # a dict new_event just made: cheaper than a copy
-    return event
+    event.metadata[SOURCE] = record.transport()  # a dict the conversion just made, not in the stored form
+    return event, stored
 
 
 def refuse_event(event: NewEvent, reason: str) -> Refused:

@@ -1,7 +1,8 @@
 """The one path every notification takes, whatever door it came in by.
 
-Parse, quarantine what is refused, route to a stream, append. The webhook, the file import and
-`Tracker.ingest` differ only in how they parse and in what they know of the delivery.
+Convert (parse, route to a stream, map to the stored form: `convert_delivery`, which Kinesis records go
+through too), quarantine what is refused, whichever step refused it, append. The webhook, the file import
+and `Tracker.ingest` differ only in how they parse and in what they know of the delivery.
 """
 
 from __future__ import annotations
@@ -9,13 +10,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import Mapper, StoredEvent
 
 from tracker.domain import route
 from tracker.ingest.dedupe import bounded, dedupe_key
@@ -30,8 +33,25 @@ from tracker.turns import give_way
 log = logging.getLogger(__name__)
 REFUSED = (NotJSONObjectError, SchemaError, EventRefusedError)
 """What a sender cannot fix by retrying: the delivery is quarantined, then the error is raised."""
+_RETRIED = (StoreUnavailableError, OverloadedError, asyncpg.PostgresError)
+"""What the sender should retry: never refused as a conversion failure, should a step ever raise one."""
 _PARSED_BETWEEN_TURNS = 100
 """Lines an import parses between two turns of the other tasks (the COPY of the chunk before goes on)."""
+
+
+class ConversionError(EventRefusedError):
+    """A delivery that passed the checks yet could not be made an event: a gap in the checks.
+
+    Refused like any bad delivery, so that it waits in quarantine for a replay once the gap is closed,
+    and its door goes on: a webhook answers 4xx, a Kinesis shard and an import move past it.
+    """
+
+    notification_type: str | None
+    """The type, when the delivery was parsed before the failure."""
+
+    def __init__(self, reason: str, notification_type: str | None) -> None:
+        super().__init__(reason)
+        self.notification_type = notification_type
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +66,12 @@ class Delivery:
     headers: Mapping[str, str] = field(default_factory=dict)
     replayed_from: int | None = None
     """The quarantine row a replay re-ingests (`Tracker.replay_quarantined`)."""
+    line: int | None = None
+    """The line of the file an import read it from, counted from 1: named in the reason of a refusal."""
+
+    def reason(self, exc: Exception) -> str:
+        """Why the delivery was refused, with the line an import found it on."""
+        return str(exc) if self.line is None else f"line {self.line}: {exc}"
 
     def metadata(self) -> dict[str, Any]:
         metadata: dict[str, Any] = {
@@ -100,9 +126,9 @@ class Pipeline:
         notification_type: str | None = None
         try:
             try:
-                notification = parse(delivery.raw)
-                notification_type = notification.notification_type
-                appended = await self._commit.append(new_event(notification, delivery), wait_for_room=wait_for_room)
+                event, stored = convert_delivery(parse, delivery, self._event_log.mapper)
+                notification_type = event.notification_type
+                appended = await self._commit.append(event, stored, wait_for_room=wait_for_room)
             except REFUSED as exc:
                 await self._refuse(delivery, exc, notification_type, started=started, keep=quarantine)
                 raise
@@ -119,13 +145,16 @@ class Pipeline:
         appended."""
         started = time.perf_counter()
         parsed: list[tuple[int, NewEvent]] = []
+        stored: list[StoredEvent] = []
         for index, delivery in enumerate(deliveries):
             try:
-                parsed.append((index, new_event(parse(delivery.raw), delivery)))
+                event, stored_event = convert_delivery(parse, delivery, self._event_log.mapper)
             except REFUSED as exc:
                 await self._refuse(delivery, exc, None, started=started)
+            else:
+                parsed.append((index, event))
+                stored.append(stored_event)
             await give_way(index + 1, _PARSED_BETWEEN_TURNS)
-        stored = await self._event_log.stored([event for _, event in parsed])
         return ParsedBatch(parse, deliveries, parsed, stored)
 
     async def append_many(self, batch: ParsedBatch) -> list[bool | None]:
@@ -154,18 +183,19 @@ class Pipeline:
         self, delivery: Delivery, exc: Exception, notification_type: str | None, *, started: float, keep: bool = True
     ) -> None:
         """Quarantine a delivery that cannot be stored (unless `keep` is False: it is kept there already)."""
-        if isinstance(exc, SchemaError):
+        if isinstance(exc, SchemaError | ConversionError):
             notification_type = exc.notification_type
+        reason = delivery.reason(exc)
         if keep:
-            await self._keep(delivery, exc)
-        self._report(delivery, notification_type, "quarantined", started=started, reason=str(exc))
+            await self._keep(delivery, exc, reason)
+        self._report(delivery, notification_type, "quarantined", started=started, reason=reason)
 
-    async def _keep(self, delivery: Delivery, exc: Exception) -> None:
+    async def _keep(self, delivery: Delivery, exc: Exception, reason: str) -> None:
         problems = exc.problems if isinstance(exc, SchemaError) else []
         source, raw, delivery_id, headers = delivery.source, delivery.raw, delivery.delivery_id, delivery.headers
         kept_id = bounded(delivery_id) if delivery_id else None
         full_id = delivery_id if delivery_id and kept_id != delivery_id else None
-        refused = Refused(source, str(exc), raw, kept_id, problems, headers, delivery.signature_verified, full_id)
+        refused = Refused(source, reason, raw, kept_id, problems, headers, delivery.signature_verified, full_id)
         await self._quarantine.keep(refused)
 
     def _report(
@@ -197,6 +227,36 @@ class Pipeline:
         if reason is not None:
             fields["reason"] = reason
         log.log(level, "notification %s", outcome, extra=fields)
+
+
+def convert_delivery(
+    parse: Callable[[bytes], Parsed], delivery: Delivery, mapper: Mapper[str]
+) -> tuple[NewEvent, StoredEvent]:
+    """Turn a delivery into its event and that event as the log stores it (`mapper`, the log's): the one
+    conversion of every door.
+
+    Raises one of REFUSED for a delivery that cannot be an event, whichever step fails: a failure the
+    checks did not foresee (ConversionError) must refuse that delivery, not fail the door it came in by.
+    """
+    step, notification_type = "parse", None
+    try:
+        notification = parse(delivery.raw)
+        step, notification_type = "route", notification.notification_type
+        event = new_event(notification, delivery)
+        step = "map"
+        return event, event.to_stored(mapper)
+    except (*REFUSED, *_RETRIED):
+        raise
+    except Exception as exc:
+        msg = _failure(step, exc)
+        raise ConversionError(msg, notification_type) from exc
+
+
+def _failure(step: str, exc: Exception) -> str:
+    """What failed and where (the innermost frame names the gap), for the quarantine's reason."""
+    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    where = f"{frame.name} ({Path(frame.filename).name}:{frame.lineno})"
+    return f"cannot {step} the delivery: {type(exc).__name__}: {exc} in {where}"
 
 
 def new_event(notification: Parsed, delivery: Delivery) -> NewEvent:

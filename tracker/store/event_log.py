@@ -13,12 +13,9 @@ from eventsourcing.persistence import Mapper, StoredEvent
 from tracker.domain.base import TrackerEvent, UnrecognizedEvent
 from tracker.store.database import Connection, Pool
 from tracker.store.errors import UnavailableGuard
-from tracker.turns import give_way
 
 NOTIFY_CHANNEL = "tracker_events"
 """The append function in `sql/004_append_function.sql` notifies it; the name is written there too."""
-_MAPPED_BETWEEN_TURNS = 100
-"""Events a COPY append maps between two turns of the other tasks (see `tracker.turns`)."""
 _APPEND_LOCK = 0x7472_6163_6B02
 """Serialises appends, so positions commit in increasing order and readers never pass a late commit.
 The append function in `sql/004_append_function.sql` takes it; the value is written there too."""
@@ -47,6 +44,10 @@ class NewEvent:
         if issubclass(self.event_class, UnrecognizedEvent):
             fields["notification_type"] = self.notification_type
         return self.event_class(**fields)
+
+    def to_stored(self, mapper: Mapper[str]) -> StoredEvent:
+        """The event as the log stores it (eventsourcing's mapper); the log numbers it when appending."""
+        return mapper.to_stored_event(self.to_domain_event(UNNUMBERED))
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,21 +109,24 @@ def _numbered(
 class EventLog:
     def __init__(self, pool: Pool, mapper: Mapper[str]) -> None:
         self._pool = pool
-        self._mapper = mapper
+        self.mapper = mapper
+        """What maps each event to its stored form, as its door converts it, and back when read."""
 
-    async def append(self, batch: Sequence[NewEvent]) -> list[Appended]:
+    async def append(self, batch: Sequence[NewEvent], stored: Sequence[StoredEvent]) -> list[Appended]:
         """Append the batch in one statement; events whose dedupe key is known come back as duplicates."""
         with UnavailableGuard("event log"):
             async with self._pool.acquire() as conn:
-                return await self.append_on(conn, batch)
+                return await self.append_on(conn, batch, stored)
 
-    async def append_on(self, conn: Connection, batch: Sequence[NewEvent]) -> list[Appended]:
-        """Append on `conn`, in its transaction if one is open (`sql/004_append_function.sql`).
+    async def append_on(
+        self, conn: Connection, batch: Sequence[NewEvent], stored: Sequence[StoredEvent]
+    ) -> list[Appended]:
+        """Append on `conn`, in its transaction if one is open (`sql/004_append_function.sql`); `stored` is
+        the batch mapped by `NewEvent.to_stored`.
 
         That transaction must be READ COMMITTED (the default): the function reads the streams' heads
         after taking the append lock, which a snapshot taken earlier would not show.
         """
-        stored = [self._to_stored(event) for event in batch]
         rows = await conn.fetch(
             _APPEND,
             [e.stream_id for e in batch],
@@ -136,18 +140,6 @@ class EventLog:
         )
         return [Appended(row["position"], row["stream_id"], row["version"], row["duplicate"]) for row in rows]
 
-    def _to_stored(self, event: NewEvent) -> StoredEvent:
-        """The event as the log stores it (eventsourcing's mapper); the log numbers it when appending."""
-        return self._mapper.to_stored_event(event.to_domain_event(UNNUMBERED))
-
-    async def stored(self, batch: Sequence[NewEvent]) -> list[StoredEvent]:
-        """A large batch as the log stores it, for `copy_append`, giving the event loop turns meanwhile."""
-        stored = []
-        for count, event in enumerate(batch, start=1):
-            stored.append(self._to_stored(event))
-            await give_way(count, _MAPPED_BETWEEN_TURNS)
-        return stored
-
     async def copy_append(self, batch: Sequence[NewEvent], stored: Sequence[StoredEvent]) -> list[bool]:
         """Append a large batch with COPY (the file import) in a transaction of its own; see `copy_append_on`."""
         with UnavailableGuard("event log"):
@@ -159,8 +151,8 @@ class EventLog:
     ) -> list[bool]:
         """Append a large batch with COPY on `conn`, in its open transaction; True for each event appended,
         False for a duplicate. No positions come back: an import or a Kinesis page needs only the counts.
-        `stored` is the batch mapped by `stored()`, apart so that an import maps a chunk while the one before
-        it is appended.
+        `stored` is the batch mapped by `NewEvent.to_stored`, each event as its door converted it, so that
+        an import maps a chunk while the one before it is appended.
 
         What `append_events` does in SQL is done here around a COPY, under the same append lock: the known
         dedupe keys and the streams' heads are read, the fresh events numbered, then copied. COPY writes
@@ -208,7 +200,7 @@ class EventLog:
         events: list[TrackerEvent] = []
         for row in rows:
             stored = StoredEvent(stream_id, row["version"], row["topic"], row["state"].encode())
-            events.append(self._mapper.to_domain_event(stored))  # type: ignore[arg-type]
+            events.append(self.mapper.to_domain_event(stored))  # type: ignore[arg-type]
         return events
 
     async def head(self) -> int:

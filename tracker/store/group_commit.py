@@ -8,13 +8,14 @@ import logging
 from collections.abc import Callable
 
 import asyncpg
+from eventsourcing.persistence import StoredEvent
 
 from tracker.store.errors import EventRefusedError, OverloadedError, StoreUnavailableError, refused_by_database
 from tracker.store.event_log import Appended, EventLog, NewEvent
 
 log = logging.getLogger(__name__)
 
-_Pending = tuple[NewEvent, "asyncio.Future[Appended]"]
+_Pending = tuple[NewEvent, StoredEvent, "asyncio.Future[Appended]"]
 
 
 class GroupCommit:
@@ -41,21 +42,28 @@ class GroupCommit:
         self._writers: list[asyncio.Task[None]] = []
         self._stopping = False
 
-    async def append(self, event: NewEvent, *, wait_for_room: bool = False) -> Appended:
+    async def append(
+        self, event: NewEvent, stored: StoredEvent | None = None, *, wait_for_room: bool = False
+    ) -> Appended:
         """Resolve once the event's transaction commits.
 
+        `stored` is the event as the log stores it, when the caller mapped it already (a door, whose
+        conversion maps each delivery); else it is mapped here. Either way in the caller's task, so that an
+        event that cannot be mapped fails its caller alone, never the batch it would have joined.
         A full queue raises OverloadedError (a webhook answers 503 and the sender retries), unless
         `wait_for_room`, for callers that can simply slow down, like a file import.
         """
         if self._stopping:
             msg = "the tracker is stopping"
             raise StoreUnavailableError(msg)
+        if stored is None:
+            stored = event.to_stored(self._event_log.mapper)
         future: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
         if wait_for_room:
-            await self._queue.put((event, future))
+            await self._queue.put((event, stored, future))
         else:
             try:
-                self._queue.put_nowait((event, future))
+                self._queue.put_nowait((event, stored, future))
             except asyncio.QueueFull:
                 msg = "too many notifications waiting for a commit"
                 raise OverloadedError(msg) from None
@@ -99,7 +107,9 @@ class GroupCommit:
 
     async def _write(self, batch: list[_Pending]) -> None:
         try:
-            outcomes = await self._event_log.append([event for event, _ in batch])
+            outcomes = await self._event_log.append(
+                [event for event, _, _ in batch], [stored for _, stored, _ in batch]
+            )
         except asyncpg.PostgresError as exc:
             if not refused_by_database(exc):  # a timeout, a full disk, a failover: the sender should retry
                 _fail(batch, StoreUnavailableError(f"event log unavailable: {type(exc).__name__}"))
@@ -113,12 +123,12 @@ class GroupCommit:
         except StoreUnavailableError as exc:  # every caller hears it and may retry
             _fail(batch, exc)
         else:
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
+            for (_, _, future), outcome in zip(batch, outcomes, strict=True):
                 if not future.done():
                     future.set_result(outcome)
 
 
 def _fail(batch: list[_Pending], exc: BaseException) -> None:
-    for _, future in batch:
+    for _, _, future in batch:
         if not future.done():
             future.set_exception(exc)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
+from eventsourcing.persistence import StoredEvent
 
 from tracker.store.database import Connection, Pool
 from tracker.store.errors import UnavailableGuard, refused_by_database
@@ -84,7 +85,8 @@ def _lease(row: asyncpg.Record) -> ShardLease:
 class ShardLeases:
     def __init__(self, pool: Pool, event_log: EventLog, quarantine: Quarantine) -> None:
         self._pool = pool
-        self._event_log = event_log
+        self.event_log = event_log
+        """The log a commit appends to: its mapper maps each record as the reader converts it."""
         self._quarantine = quarantine
 
     async def record_shards(self, stream: str, listed: Sequence[ListedShard]) -> None:
@@ -162,11 +164,13 @@ class ShardLeases:
         sequence: str,
         millis_behind: int | None,
         events: Sequence[NewEvent],
+        stored: Sequence[StoredEvent],
         refused: Sequence[Refused],
         on_refused: Callable[[NewEvent, str], Refused],
     ) -> list[bool]:
         """Store a batch and move the shard's checkpoint to `sequence`, together or not at all; for each
         event stored, True if appended and False if a duplicate (in order, unless some were refused).
+        `stored` is the batch mapped by the log's `to_stored`, as its records were converted.
 
         LeaseLostError if the owner no longer holds the shard. An event the database refuses (none
         should be: the parser screens what jsonb cannot hold) goes to the quarantine via `on_refused`,
@@ -188,20 +192,24 @@ class ShardLeases:
                 if not held:
                     msg = f"shard {shard_id} of {stream} is no longer leased by {owner}"
                     raise LeaseLostError(msg)
-                appended, also_refused = await self._append(conn, events, on_refused)
+                appended, also_refused = await self._append(conn, events, stored, on_refused)
                 if refused or also_refused:
                     await self._quarantine.keep_on(conn, [*refused, *also_refused])
         return appended
 
     async def _append(
-        self, conn: Connection, events: Sequence[NewEvent], on_refused: Callable[[NewEvent, str], Refused]
+        self,
+        conn: Connection,
+        events: Sequence[NewEvent],
+        stored: Sequence[StoredEvent],
+        on_refused: Callable[[NewEvent, str], Refused],
     ) -> tuple[list[bool], list[Refused]]:
         """A page by COPY (a page holds up to 10,000 records); should the database refuse one, one by one."""
         if not events:
             return [], []
         try:
             async with conn.transaction():  # a savepoint: a refusal leaves the batch's transaction usable
-                return await self._event_log.copy_append_on(conn, events, await self._event_log.stored(events)), []
+                return await self.event_log.copy_append_on(conn, events, stored), []
         except asyncpg.PostgresError as exc:
             if not refused_by_database(exc):
                 raise
@@ -209,9 +217,9 @@ class ShardLeases:
                 return [], [on_refused(events[0], f"the database refused the event: {exc}")]
         appended: list[bool] = []
         refused: list[Refused] = []
-        for event in events:  # one by one, to keep the others
-            stored, kept = await self._append(conn, [event], on_refused)
-            appended += stored
+        for event, stored_event in zip(events, stored, strict=True):  # one by one, to keep the others
+            fresh, kept = await self._append(conn, [event], [stored_event], on_refused)
+            appended += fresh
             refused += kept
         return appended, refused
 
