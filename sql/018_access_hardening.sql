@@ -1,7 +1,7 @@
--- An installation joins its connection within its own project only. Joined by id alone (sql/006), an
--- installation of project A naming a connection of project B took B's status into its health, and a
--- token limited to A read B's connection error through it. A connection of another project, or a
--- project missing on either side, now joins nothing: the installation's connection is unknown.
+-- An installation joins its connection within its own project only, so that a token limited to project A
+-- cannot read project B's connection error through an installation of A naming B's connection. A
+-- connection of another project, or a project missing on either side, joins nothing: the installation's
+-- connection is unknown.
 CREATE OR REPLACE FUNCTION installation_joined_health() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(128034608999171);
@@ -44,10 +44,9 @@ UPDATE installation_view i SET connection_status = joined.status
 FROM joined
 WHERE i.installation_id = joined.installation_id AND i.connection_status IS DISTINCT FROM joined.status;
 
--- The quarantine kept every request header but Authorization, Cookie and Proxy-Authorization, so other
--- credentials (X-Api-Key, X-Forwarded-Authorization...) were stored and served. New rows drop every
--- header whose name may carry one (`_kept_headers` in tracker/store/quarantine.py, the same rule);
--- here the rows kept before lose theirs. Names were stored lower-cased.
+-- The quarantine keeps no request header whose name may carry a credential (X-Api-Key,
+-- X-Forwarded-Authorization...: `_kept_headers` in tracker/store/quarantine.py, the same rule); rows
+-- already kept lose theirs here. Names are stored lower-cased.
 UPDATE quarantine q SET headers = (
     SELECT coalesce(jsonb_object_agg(h.key, h.value), '{}') FROM jsonb_each(q.headers) h
     WHERE h.key IN ('svix-signature', 'webhook-signature', 'kinesis-partition-key')

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from tracker import Tracker
 from tracker.store.embedded import start_embedded_postgres
 
+from .kinesis_server import CREDENTIALS, MotoKinesis
 from .notifications import Signer
 
 MakeTracker = Callable[..., Tracker]
@@ -62,9 +63,8 @@ async def database_url(server_url: str) -> AsyncIterator[str]:
         yield url
 
 
-@pytest.fixture
-async def make_tracker(database_url: str) -> AsyncIterator[Callable[..., Tracker]]:
-    """Build trackers on the test database, emptied first; closes them after the test."""
+async def empty_tables(database_url: str) -> None:
+    """Truncate what tests write, once the migrations have made the tables."""
     conn = await asyncpg.connect(database_url)
     try:
         exists = await conn.fetchval("SELECT to_regclass('events') IS NOT NULL")
@@ -72,6 +72,12 @@ async def make_tracker(database_url: str) -> AsyncIterator[Callable[..., Tracker
             await conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY")
     finally:
         await conn.close()
+
+
+@pytest.fixture
+async def make_tracker(database_url: str) -> AsyncIterator[Callable[..., Tracker]]:
+    """Build trackers on the test database, emptied first; closes them after the test."""
+    await empty_tables(database_url)
     opened: list[Tracker] = []
 
     def build(**kwargs: Any) -> Tracker:
@@ -106,3 +112,26 @@ async def client(tracker: Tracker) -> AsyncIterator[TestClient[web.Request, web.
 @pytest.fixture
 def signer() -> Signer:
     return Signer(SECRET)
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[MotoKinesis]:
+    server = MotoKinesis()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials for this test only: botocore reads them from the environment."""
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KINESIS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+async def kinesis(moto: MotoKinesis, aws: None) -> AsyncIterator[Any]:
+    async with moto.client() as client:
+        yield client

@@ -1,4 +1,4 @@
-"""What a project's token, a proxied client or a reader of the API could reach beyond its due, and no longer does.
+"""What a project's token, a proxied client or a reader of the API must not reach beyond its due.
 
 An installation joins only a connection of its own project; the quarantine keeps no header that may carry a
 credential; a pre-signed config URL is served without its query (the log keeps it whole); an allow prefix lets
@@ -139,7 +139,8 @@ async def test_the_migration_recomputes_the_status_rows_joined_across_projects(
     await connection_in_error(tracker, "proj-a", own, "a-revoked")
     crossed, mine = await installation_of(tracker, "proj-a", foreign), await installation_of(tracker, "proj-a", own)
     await tracker.catch_up()
-    # As the join by id alone had left it: no trigger recomputes a write of the joined column itself.
+    # A row holding another project's connection status, as sql/018 finds it: no trigger recomputes a write of
+    # the joined column itself.
     await tracker.pool.execute("UPDATE installation_view SET connection_status = 'error' WHERE installation_id = $1",
                                crossed)  # fmt: skip
     health = "SELECT health FROM installation_view WHERE installation_id = $1"
@@ -281,6 +282,8 @@ async def test_a_quarantined_body_is_served_without_url_queries_and_kept_whole(
     [
         (b'{"u":"https://h.example/p?X-Amz-Signature=s\\u0026b=1","n":1}', b'{"u":"https://h.example/p","n":1}'),
         (b'{"u":"https:\\/\\/h.example\\/p?sig=1&a=2"}', b'{"u":"https:\\/\\/h.example\\/p"}'),
+        (b'{"u":"https://h.example/p\\u003fsig=1\\u0026a=2"}', b'{"u":"https://h.example/p"}'),
+        (b'{"u":"https://h.example/p\\u003Fsig=1"}', b'{"u":"https://h.example/p"}'),
         (b'"see \\"https://h.example/p?sig=1\\" here"', b'"see \\"https://h.example/p\\" here"'),
         (b"https://user:pw@h.example/it's?sig='x' and", b"https://h.example/it's and"),
         (b"HTTP://H.example/p?q=1#part", b"HTTP://H.example/p#part"),

@@ -10,7 +10,6 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -28,29 +27,6 @@ from .conftest import SECRET, MakeTracker
 from .kinesis_server import CREDENTIALS, REGION, FaultyKinesis, MotoKinesis
 from .notifications import connection_fields, installation_fields, new_id
 from .waiting import eventually
-
-
-@pytest.fixture(scope="session")
-def moto() -> Iterator[MotoKinesis]:
-    server = MotoKinesis()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fake credentials for this test only: botocore reads them from the environment."""
-    for name, value in CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KINESIS"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-async def kinesis(moto: MotoKinesis, aws: None) -> AsyncIterator[Any]:
-    async with moto.client() as client:
-        yield client
 
 
 def kinesis_settings(database_url: str, endpoint: str, *streams: str, lease: float = 2.0) -> Settings:

@@ -10,7 +10,7 @@ from tracker.settings import Settings, tcp_port, variable
 
 from .conftest import SECRET
 
-COUNTS = ("TRACKER_MAX_PENDING", "TRACKER_REBUILD_WORKERS")
+COUNTS = ("TRACKER_MAX_PENDING", "TRACKER_MAX_CHANGE_STREAMS", "TRACKER_REBUILD_WORKERS")
 DURATIONS = ("TRACKER_KINESIS_LEASE_SECONDS", "TRACKER_KINESIS_POLL_INTERVAL", "TRACKER_CONFIG_FETCH_GIVE_UP")
 
 
@@ -104,4 +104,4 @@ def test_a_bad_serve_flag_is_refused_before_anything_starts(
         main(["serve", *flags])
 
     assert exited.value.code == 2
-    assert capsys.readouterr().err.splitlines()[-1] == f"tracker serve: error: {error}"
+    assert capsys.readouterr().err.splitlines() == [f"tracker serve: {error} (see tracker serve --help)"]

@@ -68,8 +68,9 @@ def strip_config_urls(event_type: str, data: Any) -> Any:
 _URL = re.compile(
     rb"(https?:(?:\\?/){2})"  # the scheme and its slashes, maybe escaped as JSON may escape them
     rb"(?:[^\s\"<>/\\?#@]*@)?"  # user info: dropped
-    rb"([^\s\"<>?#]*)"  # host and path: kept
-    rb"(?:\?(?:[^\s\"<>#\\]|\\[^\s\"])*)?",  # the query, up to what no URL holds or an escaped quote: dropped
+    rb"((?:[^\s\"<>?#\\]|\\(?![uU]003[fF])[^\s\"])*)"  # host and path (escaped slashes too): kept
+    rb"(?:(?:\?|\\[uU]003[fF])(?:[^\s\"<>#\\]|\\[^\s\"])*)?",  # the query, ? maybe escaped as \u003f, up to
+    # what no URL holds or an escaped quote: dropped
     re.IGNORECASE,
 )
 

@@ -10,11 +10,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -33,8 +31,6 @@ from tracker.turns import give_way
 log = logging.getLogger(__name__)
 REFUSED = (NotJSONObjectError, SchemaError, EventRefusedError)
 """What a sender cannot fix by retrying: the delivery is quarantined, then the error is raised."""
-_RETRIED = (StoreUnavailableError, OverloadedError, asyncpg.PostgresError)
-"""What the sender should retry: never refused as a conversion failure, should a step ever raise one."""
 _PARSED_BETWEEN_TURNS = 100
 """Lines an import parses between two turns of the other tasks (the COPY of the chunk before goes on)."""
 
@@ -245,18 +241,13 @@ def convert_delivery(
         event = new_event(notification, delivery)
         step = "map"
         return event, event.to_stored(mapper)
-    except (*REFUSED, *_RETRIED):
+    except REFUSED:
         raise
     except Exception as exc:
-        msg = _failure(step, exc)
+        # The traceback, which names the gap in the code, goes to the log; the sender is told what failed only.
+        log.warning("cannot %s a delivery", step, exc_info=exc, extra={"delivery_id": delivery.delivery_id})
+        msg = f"cannot {step} the delivery: {type(exc).__name__}: {exc}"
         raise ConversionError(msg, notification_type) from exc
-
-
-def _failure(step: str, exc: Exception) -> str:
-    """What failed and where (the innermost frame names the gap), for the quarantine's reason."""
-    frame = traceback.extract_tb(exc.__traceback__)[-1]
-    where = f"{frame.name} ({Path(frame.filename).name}:{frame.lineno})"
-    return f"cannot {step} the delivery: {type(exc).__name__}: {exc} in {where}"
 
 
 def new_event(notification: Parsed, delivery: Delivery) -> NewEvent:
