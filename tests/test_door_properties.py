@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -30,11 +31,10 @@ from tracker.ingest import pipeline
 from tracker.ingest.parsing import NotJSONObjectError, Parsed, SchemaError, parse_record
 from tracker.ingest.pipeline import REFUSED, ConversionError, Delivery, convert_delivery
 from tracker.models import KNOWN_TYPES
-from tracker.store.errors import StoreUnavailableError
 from tracker.store.mapper import create_mapper
 
 from .conftest import MakeTracker, Signer
-from .kinesis_server import CREDENTIALS, MotoKinesis
+from .kinesis_server import MotoKinesis
 from .notifications import config, connection_fields, installation_fields, new_id, notification
 from .test_kinesis import create_stream, kinesis_settings, put
 from .waiting import eventually
@@ -119,8 +119,8 @@ CASES: dict[str, Callable[[str], str]] = {
     "padded": lambda key: f" {key}",
 }
 A_CASE = st.just("snake") | st.sampled_from(sorted(CASES))
-"""snake_case half the time: the convention of a Python or Ruby sender, and what a model that also took
-its own field names let through."""
+"""snake_case half the time: the convention of a Python or Ruby sender, and the names a model validating by
+its own field names would take."""
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=3),
@@ -214,7 +214,7 @@ def test_an_unforeseen_failure_of_a_step_is_a_refusal_naming_the_step_and_the_ex
 
     with pytest.raises(ConversionError) as exc:
         convert_delivery(parse, Delivery("api", b"{}"), create_mapper())
-    assert str(exc.value).startswith("cannot parse the delivery: RuntimeError: a bug in a parser in parse (")
+    assert str(exc.value) == "cannot parse the delivery: RuntimeError: a bug in a parser"
     assert exc.value.notification_type is None
     assert isinstance(exc.value, REFUSED)
 
@@ -222,7 +222,7 @@ def test_an_unforeseen_failure_of_a_step_is_a_refusal_naming_the_step_and_the_ex
 def test_a_routing_that_fails_is_a_refusal_of_that_type(poisoned_route: None) -> None:
     with pytest.raises(ConversionError) as exc:
         convert_delivery(parse_record, Delivery("api", poisoned_body()), create_mapper())
-    assert str(exc.value).startswith(f"cannot route the delivery: KeyError: '{POISON}Id' in failing (")
+    assert str(exc.value) == f"cannot route the delivery: KeyError: '{POISON}Id'"
     assert exc.value.notification_type == "future.type"
 
 
@@ -232,14 +232,14 @@ def test_a_mapping_that_fails_is_a_refusal() -> None:
             raise TypeError("cannot encode")
 
     body = orjson.dumps(valid("connection.created"))
-    with pytest.raises(ConversionError, match=r"^cannot map the delivery: TypeError: cannot encode in to_stored_event"):
+    with pytest.raises(ConversionError, match=r"^cannot map the delivery: TypeError: cannot encode$"):
         convert_delivery(parse_record, Delivery("api", body), FailingMapper(create_mapper().transcoder))
 
 
 @pytest.mark.parametrize(
-    "raised", [NotJSONObjectError("not one"), SchemaError("connection.created", ["data.x: y"]), StoreUnavailableError()]
+    "raised", [NotJSONObjectError("not one"), SchemaError("connection.created", ["data.x: y"])]
 )
-def test_refusals_and_what_a_sender_should_retry_pass_through_as_they_are(raised: Exception) -> None:
+def test_refusals_pass_through_as_they_are(raised: Exception) -> None:
     def parse(raw: bytes) -> Parsed:
         raise raised
 
@@ -318,6 +318,23 @@ async def test_ingest_raises_a_refusal_for_a_routing_that_fails_and_keeps_the_de
 
     assert await outcome(tracker, delivery_id) == (0, 1)
     assert await tracker.pool.fetchval("SELECT raw FROM quarantine WHERE delivery_id = $1", delivery_id) == body
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"notificationType": "x.y", "data": {"tags": {"a"}}}, {1: "key not a string"}, MappingProxyType({"a": {1, 2}})],
+)
+async def test_ingest_refuses_a_value_that_is_not_json_and_keeps_what_it_was_given(
+    tracker: Tracker, value: Mapping[Any, Any]
+) -> None:
+    delivery_id = new_id("api")
+
+    with pytest.raises(NotJSONObjectError, match=r"^not encodable as JSON: "):
+        await tracker.ingest(value, delivery_id=delivery_id)
+
+    assert await outcome(tracker, delivery_id) == (0, 1)
+    kept = await tracker.pool.fetchval("SELECT raw FROM quarantine WHERE delivery_id = $1", delivery_id)
+    assert kept == repr(value).encode()
 
 
 @DOOR
@@ -407,25 +424,6 @@ async def test_an_import_quarantines_each_mutated_line_by_its_number_and_stores_
 
 
 # Kinesis.
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoKinesis]:
-    server = MotoKinesis()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def kinesis(moto: MotoKinesis, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Any]:
-    """A client for the test's own calls, with fake credentials for this test only (the consumer's too)."""
-    for name, value in CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KINESIS"):
-        monkeypatch.delenv(name, raising=False)
-    async with moto.client() as client:
-        yield client
 
 
 class Shard:

@@ -30,7 +30,7 @@ from tracker.ingest.files import FileImporter, ImportReport
 from tracker.ingest.kinesis import KinesisConsumers
 from tracker.ingest.kinesis_shards import status_of as kinesis_status
 from tracker.ingest.operator import DeletedEntityError, OperatorAction
-from tracker.ingest.parsing import parse_record, parse_webhook_body
+from tracker.ingest.parsing import Parsed, parse_record, parse_webhook_body, refuse_as_not_json
 from tracker.ingest.pipeline import REFUSED, Delivery, Pipeline
 from tracker.ingest.signatures import SignatureVerifier
 from tracker.ingest.url_guard import ConfigFetcher
@@ -141,7 +141,7 @@ class Tracker:
         if settings.kinesis_streams:
             self.kinesis = KinesisConsumers(settings, self.shard_leases, self.metrics)
             await self.kinesis.start()
-        if not settings.database_url:  # its children are handed the URL: only the process that started it keeps it
+        if not settings.database_url:  # every process on the embedded server runs one; a lock lets one act at a time
             metrics = self.metrics
             keeping = keep_embedded_postgres_running(
                 settings.data_dir, metrics.embedded_postgres_deaths.inc, metrics.embedded_postgres_restarts.inc
@@ -197,9 +197,11 @@ class Tracker:
 
     async def close(self) -> None:
         if self._keeping_postgres is not None:  # first: a server stopped along with this process is not restarted
-            self._keeping_postgres.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._keeping_postgres
+            keeping = self._keeping_postgres
+            keeping.cancel()
+            await asyncio.wait([keeping])
+            if not keeping.cancelled() and keeping.exception() is not None:  # closing goes on regardless
+                log.error("the embedded PostgreSQL's keeper had stopped on an error", exc_info=keeping.exception())
         if self.kinesis is not None:  # first: their commits in flight finish, then their leases are released
             await self.kinesis.stop()
         await self.change_feed.close()
@@ -229,8 +231,15 @@ class Tracker:
         When the commit queue is full it waits for room: a caller that awaits slows down, where a webhook
         sender would be answered 503.
         """
-        raw = notification if isinstance(notification, bytes) else orjson.dumps(notification)
-        return await self._pipeline.ingest(parse_record, Delivery("api", raw, delivery_id), wait_for_room=True)
+        parse: Callable[[bytes], Parsed] = parse_record
+        if isinstance(notification, bytes):
+            raw = notification
+        else:
+            try:
+                raw = orjson.dumps(dict(notification))
+            except TypeError as exc:  # a set, a key that is not a string...: no JSON, kept as Python wrote it
+                raw, parse = repr(notification).encode(), refuse_as_not_json(f"not encodable as JSON: {exc}")
+        return await self._pipeline.ingest(parse, Delivery("api", raw, delivery_id), wait_for_room=True)
 
     async def import_file(self, path: Path, progress: Callable[[int], object] = lambda _: None) -> ImportReport:
         return await FileImporter(self._pipeline).run(path, progress)

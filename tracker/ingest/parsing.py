@@ -6,6 +6,7 @@ know yet survive into the log.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +63,15 @@ def parse_webhook_body(body: bytes) -> Parsed:
         raise NotJSONObjectError(msg)
     # JSON can only carry a NUL as the escape \u0000: without it in the bytes, no string needs a look.
     return _parse_webhook_shape(obj, where="body", check_nul=b"\\u0000" in body, check_depth=_may_be_deep(body))
+
+
+def refuse_as_not_json(reason: str) -> Callable[[bytes], Parsed]:
+    """A parse that refuses whatever it is given: for a caller's value that never became JSON."""
+
+    def refuse(raw: bytes) -> Parsed:
+        raise NotJSONObjectError(reason)
+
+    return refuse
 
 
 def parse_record(raw: bytes) -> Parsed:
