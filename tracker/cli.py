@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -30,7 +31,7 @@ from tracker.facade import Tracker
 from tracker.ingest.signatures import is_loopback
 from tracker.log_format import FORMATS, LEVELS, default_format, log_to_stderr, secrets_of
 from tracker.rebuild_progress import RebuildProgress
-from tracker.settings import Settings, positive_count, tcp_port
+from tracker.settings import VARIABLES, Settings, positive_count, tcp_port
 from tracker.status_table import render
 from tracker.store.errors import StoreUnavailableError
 
@@ -38,6 +39,34 @@ T = TypeVar("T")
 log = logging.getLogger("tracker")
 PROGRESS_EVERY = 5.0
 """Seconds between two progress lines when stderr is not a terminal."""
+HELP_WIDTH = 100
+"""Columns of a command's description and list of variables in `--help`."""
+
+_DATABASE = ("TRACKER_DATABASE_URL", "TRACKER_DATA_DIR")
+_KINESIS = ("TRACKER_KINESIS_STREAMS", "TRACKER_KINESIS_LEASE_SECONDS", "TRACKER_KINESIS_POLL_INTERVAL", "AWS_REGION")
+_FOLDING = ("TRACKER_CONFIG_URL_ALLOW", "TRACKER_CONFIG_FETCH_GIVE_UP", "TRACKER_REBUILD_WORKERS")
+"""What following the log uses: config URLs are fetched there, and an outdated read model is rebuilt."""
+_LOGS = ("TRACKER_LOG_FORMAT", "TRACKER_LOG_LEVEL")
+COMMAND_VARIABLES: dict[str, tuple[str, ...]] = {
+    "serve": (
+        *_DATABASE,
+        "TRACKER_WEBHOOK_SECRET",
+        "TRACKER_API_TOKEN",
+        "TRACKER_API_TOKENS",
+        "TRACKER_MAX_PENDING",
+        "TRACKER_MAX_CHANGE_STREAMS",
+        *_KINESIS,
+        *_FOLDING,
+        *_LOGS,
+    ),
+    "project": (*_DATABASE, *_FOLDING, *_LOGS),
+    "consume": (*_DATABASE, *_KINESIS, *_LOGS),
+    "migrate": (*_DATABASE, *_LOGS),
+    "rebuild": (*_DATABASE, "TRACKER_REBUILD_WORKERS", *_LOGS),
+    "import": (*_DATABASE, *_LOGS),
+    "status": (*_DATABASE, "TRACKER_WEBHOOK_SECRET", *_LOGS),  # the table says whether signatures are checked
+}
+"""The variables each command uses (of VARIABLES), listed in its `--help`."""
 
 
 class UnsafeConfigError(SystemExit):
@@ -200,10 +229,52 @@ class _OneLineErrors(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
+def environment_help(command: str) -> str:
+    """The `--help` epilog of `command`: each variable it uses, with what it sets."""
+    names = COMMAND_VARIABLES[command]
+    column = max(map(len, names)) + 2
+    lines = ["environment:"]
+    for name in names:
+        lines += textwrap.wrap(
+            VARIABLES[name],
+            HELP_WIDTH,
+            initial_indent=f"  {name:<{column}}",
+            subsequent_indent=" " * (column + 2),
+            break_on_hyphens=False,
+        )
+    return "\n".join(lines)
+
+
+def _command(
+    commands: argparse._SubParsersAction[_OneLineErrors], name: str, summary: str, description: str
+) -> _OneLineErrors:
+    """A subcommand whose `--help` shows `description` and the variables it uses."""
+    return commands.add_parser(
+        name,
+        help=summary,
+        description=textwrap.fill(description, HELP_WIDTH),
+        epilog=environment_help(name),
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # the list of variables keeps its columns
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = _OneLineErrors(prog="tracker", description=__doc__)
+    parser = _OneLineErrors(
+        prog="tracker",
+        description=__doc__,
+        epilog="Each command's --help lists the environment variables it uses. A malformed TRACKER_ variable"
+        " stops every command, also one that does not use it.",
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineErrors)
-    serve_cmd = commands.add_parser("serve", help="run the webhook, the projections and the API")
+    serve_cmd = _command(
+        commands,
+        "serve",
+        "run the webhook, the projections and the API",
+        "Serve the webhook (POST /webhooks/ampersand), the read API and /metrics on one address; fold the"
+        " notifications into the read models (in a `tracker project` child process by default); and consume"
+        " the Kinesis streams of TRACKER_KINESIS_STREAMS when it is set. SIGTERM or SIGINT stops it cleanly:"
+        " requests in flight finish and what is queued commits.",
+    )
     serve_cmd.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; any other needs a webhook secret)"
     )
@@ -225,27 +296,57 @@ def _parser() -> argparse.ArgumentParser:
         help="processes answering HTTP on the port (default 1; more use more cores for deliveries and reads)",
     )
     serve_cmd.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # what the others run with
-    commands.add_parser("project", help="run the projection runners alone, without HTTP")
-    commands.add_parser("consume", help="run the Kinesis consumers of TRACKER_KINESIS_STREAMS alone")
-    commands.add_parser("migrate", help="apply the sql/ migrations")
-    rebuild_cmd = commands.add_parser(
+    _command(
+        commands,
+        "project",
+        "run the projection runners alone, without HTTP",
+        "Fold the log into the read models and fetch the configs sent by URL, with no HTTP: the other half of"
+        " a `tracker serve --projections none`. Several may run: one folds each read model at a time, the"
+        " others stand by to take over.",
+    )
+    _command(
+        commands,
+        "consume",
+        "run the Kinesis consumers of TRACKER_KINESIS_STREAMS alone",
+        "Consume the Kinesis streams of TRACKER_KINESIS_STREAMS into the log, with no HTTP and no projections."
+        " Several may run: they share the shards by leases.",
+    )
+    _command(
+        commands,
+        "migrate",
+        "apply the sql/ migrations",
+        "Apply the sql/ migrations the database lacks, then exit. Every other command applies them when it"
+        " starts, too.",
+    )
+    rebuild_cmd = _command(
+        commands,
         "rebuild",
-        help="replay the log into read models beside the live ones, then switch over (reads never stop)",
-        description="Rebuild read models blue/green: each is replayed into a shadow table while the live one keeps"
+        "replay the log into read models beside the live ones, then switch over (reads never stop)",
+        "Rebuild read models blue/green: each is replayed into a shadow table while the live one keeps"
         " answering and following the log, then one transaction writes the differences. A progress bar on a"
         " terminal, a line every few seconds otherwise. Refused while another rebuild of a read model runs.",
     )
     rebuild_cmd.add_argument(
         "names", nargs="*", help="read models: installations, connections, destinations (default: all)"
     )
-    import_cmd = commands.add_parser(
-        "import", help="append the notifications of an NDJSON file (`serve` or `project` folds them)"
+    import_cmd = _command(
+        commands,
+        "import",
+        "append the notifications of an NDJSON file (`serve` or `project` folds them)",
+        "Append the notifications of an NDJSON file to the log, one per line in the webhook's or the Kinesis"
+        " shape, like the webhook (a redelivery is stored once); a line that cannot be read is quarantined"
+        " with its line number. It folds nothing itself: a running `tracker serve` or `tracker project` does.",
     )
     import_cmd.add_argument(
         "file", type=Path, help="NDJSON: one notification per line, in the webhook or the Kinesis shape"
     )
-    status_cmd = commands.add_parser(
-        "status", help="print the log size, the quarantine, read-model lag, health counts and Kinesis shards"
+    status_cmd = _command(
+        commands,
+        "status",
+        "print the log size, the quarantine, read-model lag, health counts and Kinesis shards",
+        "Print the log's size, the quarantine, each read model's position, lag, heartbeat, dead letters and"
+        " last rebuild, installations by health, open issues and the Kinesis shards: a table for people, or"
+        " /v1/status's JSON with --json.",
     )
     status_cmd.add_argument("--json", action="store_true", help="print /v1/status as JSON, for machines")
     for command in commands.choices.values():  # every command logs alike

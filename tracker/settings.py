@@ -17,6 +17,29 @@ N = TypeVar("N", int, float)
 _CORES_UP_TO_FOUR = min(os.cpu_count() or 1, 4)
 """The default of `rebuild_workers`."""
 
+VARIABLES = {
+    "TRACKER_DATABASE_URL": "PostgreSQL URL; unset: an embedded server under TRACKER_DATA_DIR",
+    "TRACKER_DATA_DIR": "where the embedded PostgreSQL keeps its data (default ./.tracker)",
+    "TRACKER_WEBHOOK_SECRET": "Svix signing secrets (whsec_...), space-separated; unset: signatures are not checked",
+    "TRACKER_API_TOKEN": "the bearer token the API and /metrics then require; it sees every project",
+    "TRACKER_API_TOKENS": "tokens that see only some projects: whitespace-separated token=projectId[,projectId...]",
+    "TRACKER_KINESIS_STREAMS": "Kinesis streams to consume, comma-separated",
+    "TRACKER_KINESIS_LEASE_SECONDS": "seconds a shard lease lasts unrenewed (default 10)",
+    "TRACKER_KINESIS_POLL_INTERVAL": "seconds between two reads of a caught-up shard (default 1)",
+    "AWS_REGION": "the streams' region (else AWS_DEFAULT_REGION or the profile's); credentials as botocore finds them",
+    "TRACKER_CONFIG_URL_ALLOW": "URL prefixes config fetches reach without the https and public-address checks",
+    "TRACKER_CONFIG_FETCH_GIVE_UP": "seconds after a notification's arrival when a failing config URL is given up"
+    " (default 3600)",
+    "TRACKER_MAX_PENDING": "notifications that may wait for a commit; past it the webhook answers 503 (default 2000)",
+    "TRACKER_MAX_CHANGE_STREAMS": "GET /v1/changes streams one process holds open; past it 503 (default 500)",
+    "TRACKER_REBUILD_WORKERS": "processes a rebuild of 100,000 events or more replays in (default: the cores, at"
+    " most 4)",
+    "TRACKER_LOG_FORMAT": "the default of --log-format (json, text)",
+    "TRACKER_LOG_LEVEL": "the default of --log-level (debug, info, warning, error)",
+}
+"""Every variable the tracker reads, with what it sets: `Settings.from_env` reads them, but the two TRACKER_LOG_
+ones, which `tracker.cli` reads. Each command's `--help` lists those it uses."""
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
