@@ -120,13 +120,17 @@ class Result:
     fan_outs: list[FanOut]
 
 
+PROJECT = "proj-0"
+"""The fleet's one project: an installation joins its connection within its project only."""
+
+
 def _trouble(number: int) -> str | None:
     return {1: "unhealthy", 2: "degraded"}.get(number % 20)
 
 
 def _installation(fleet: Fleet, number: int, kind: str, **extra: Any) -> dict[str, Any]:
     data = {
-        "projectId": f"proj-{number % 7}",
+        "projectId": PROJECT,
         "provider": "salesforce",
         "integrationId": f"integ-{number % 3}",
         "integrationName": "Salesforce sync",
@@ -143,7 +147,7 @@ def _installation(fleet: Fleet, number: int, kind: str, **extra: Any) -> dict[st
 
 def _connection(connection_id: str, kind: str) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "projectId": "proj-0",
+        "projectId": PROJECT,
         "connectionId": connection_id,
         "provider": "salesforce",
         "groupRef": f"group-{connection_id}",
