@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import resource
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +27,7 @@ import orjson
 from bench import database, webhook
 from bench.children import LOOPBACK, PYTHON, Child, child_env, free_port, run_to_end, spawn, wait_listening
 from bench.cpu import CpuMeter, find_postmaster
+from bench.open_files import raise_open_files_limit
 from bench.stats import Spread
 from bench.table import Row
 
@@ -73,14 +73,10 @@ def summary(streams: Streams) -> str:
 def _enough_descriptors(clients: int) -> None:
     """Raise this process's soft limit of open files (its children inherit it): each stream is a socket in
     the holder and another in the tracker, and a common soft limit is 1,024."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = 2 * clients + _DESCRIPTORS_BESIDES
-    if soft >= wanted:
-        return
-    if hard != resource.RLIM_INFINITY and hard < wanted:
+    if (hard := raise_open_files_limit(wanted)) is not None:
         msg = f"{clients:,} streams need {wanted:,} open files; the hard limit is {hard:,} (ulimit -Hn)"
         raise StreamsCheckError(msg)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 async def run_once(server_url: str, streams: Streams, clients: int, *, work_dir: Path, index: int) -> Run:

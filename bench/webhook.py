@@ -229,7 +229,7 @@ def rows(runs: Sequence[Run]) -> list[Row]:
 
 
 def _goal(measure: str, baseline: Server, ours: Spread | None, theirs: Spread) -> tuple[str, bool | None]:
-    """Issue 8's goals: 1.5x the naive receiver, 5x the library, 0.4x the empty handler, p99 under 50 ms."""
+    """The webhook's goals: 1.5x the naive receiver, 5x the library, 0.4x the empty handler, p99 under 50 ms."""
     if ours is None:
         return "", None
     if measure == "notifications/s" and baseline.goal is not None:

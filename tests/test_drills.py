@@ -1,4 +1,4 @@
-"""The reliability drills of issue 9, each at a small size, and the audit they end with.
+"""The reliability drills, each at a small size, and the audit they end with.
 
 Each drill runs `tracker serve` as real processes on loopback and injects its fault for real (SIGKILL,
 a PostgreSQL cluster of its own stopped and started, a second process, a flood); `python -m bench.drills`

@@ -1,4 +1,4 @@
-"""Reliability drills (issue 9): crashes, database loss, two processes and a flood, under signed load.
+"""Reliability drills: crashes, database loss, two processes and a flood, under signed load.
 
 `python -m bench.drills [--quick] [--json FILE]` runs them and prints one table; `tests/test_drills.py`
 runs each with small sizes. Every drill ends with the same audit (`bench.drills.audit`).

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import resource
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from bench.drills.deliveries import SHED, Delivery, Record, Sender, endless, ses
 from bench.drills.harness import Setup, audit, served, settle
 from bench.drills.report import DrillResult, answers
 from bench.drills.trackers import DrillError, ServeProcess
+from bench.open_files import raise_open_files_limit
 from bench.stats import percentile
 
 MIB = 1024 * 1024
@@ -221,13 +221,9 @@ async def _recover(sender: Sender, deliveries: Iterator[Delivery], since: float,
 def _allow_open_files(needed: int) -> None:
     """Raise the soft limit of open files towards the hard one: each request in flight is a socket, here
     and in the server. DrillError if even the hard limit is too low."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft >= needed:
-        return
-    if hard != resource.RLIM_INFINITY and hard < needed:
+    if (hard := raise_open_files_limit(needed)) is not None:
         msg = f"the flood needs {needed:,} open files, the hard limit is {hard:,} (ulimit -Hn)"
         raise DrillError(msg)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 async def _sample_rss(serve: ServeProcess) -> None:
