@@ -26,8 +26,8 @@ import orjson
 from bench import payloads
 from bench.stats import Spread
 from projections import READ_MODELS, ReadModel
+from tracker.domain.recorded import Recorded
 from tracker.domain.routing import route
-from tracker.store.event_log import Recorded
 
 _EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 

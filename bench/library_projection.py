@@ -22,7 +22,7 @@ from bench.library_receiver import TABLE, Library, library_env
 from projections import READ_MODELS
 from projections.read_model import ReadModel
 from tracker.domain.base import TrackerEvent
-from tracker.store.event_log import Recorded
+from tracker.domain.recorded import Recorded
 
 NAME = "LibraryRebuild"
 """The projection's name: its tracking table is `libraryrebuild_tracking`."""

@@ -1,4 +1,4 @@
-"""Read models rebuilt from the event log: one module each, plus the runner that feeds them."""
+"""Read models rebuilt from the event log: one pure module each; `tracker/projecting` feeds them."""
 
 from projections.connections import CONNECTIONS
 from projections.destinations import DESTINATIONS

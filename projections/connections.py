@@ -12,7 +12,7 @@ from projections.frozen import copy_with, replace
 from projections.health import Health, Reason, health_of
 from projections.issues import Issue, reports, track
 from projections.read_model import CAMEL_CASE, ReadModel, identity
-from tracker.store.event_log import Recorded
+from tracker.domain.recorded import Recorded
 
 IDENTITY = (
     ("project_id", "projectId"),

@@ -13,7 +13,7 @@ from projections.health import Health, Reason, health_of
 from projections.issues import Issue, track
 from projections.read_model import CAMEL_CASE, ReadModel
 from tracker.domain.operator import DestinationEnabled
-from tracker.store.event_log import Recorded
+from tracker.domain.recorded import Recorded
 
 TYPES = frozenset({"destination.webhook.disabled", DestinationEnabled.NOTIFICATION_TYPE})
 

@@ -19,7 +19,7 @@ from projections.read_model import CAMEL_CASE, ReadModel, identity
 from tracker.domain.config import ConfigFetched, ConfigUnavailable, without_query
 from tracker.domain.installation import IDENTITY_FIELDS
 from tracker.domain.operator import ReadScheduleResumed
-from tracker.store.event_log import Recorded
+from tracker.domain.recorded import Recorded
 
 IDENTITY = tuple((to_snake(field), field) for field in sorted(IDENTITY_FIELDS - {"installationId"}))
 LAST_ERRORS_KEPT = 10

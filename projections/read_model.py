@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import ConfigDict, TypeAdapter
 from pydantic.alias_generators import to_camel
 
-from tracker.store.event_log import Recorded
+from tracker.domain.recorded import Recorded
 
 CAMEL_CASE = ConfigDict(alias_generator=to_camel, validate_by_name=True, validate_by_alias=True)
 """Views are stored and served in Ampersand's camelCase; set as `__pydantic_config__` on each view."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tracker.store.event_log import Recorded
+from tracker.domain.recorded import Recorded
 
 from .notifications import connection_fields, installation_fields
 

@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from projections import CONNECTIONS, DESTINATIONS, INSTALLATIONS
 from projections.installations import InstallationView
 from tracker import Tracker
-from tracker.store.dead_letters import MAX_ATTEMPTS
-from tracker.store.event_log import Recorded
+from tracker.domain.recorded import Recorded
+from tracker.projecting.dead_letters import MAX_ATTEMPTS
 
 from .conftest import MakeTracker
 from .notifications import config, installation_event, new_id

@@ -30,8 +30,8 @@ from projections.installations import INSTALLATIONS
 from projections.issues import Issue
 from projections.read_model import ReadModel
 from tracker import Tracker
+from tracker.domain.recorded import Recorded
 from tracker.ingest.operator import OperatorAction
-from tracker.store.event_log import Recorded
 from tracker.store.issues import IssueFilters
 
 from .conftest import MakeTracker

@@ -10,7 +10,7 @@ import orjson
 from projections import connections, destinations, installations
 from projections.health import served_health
 from projections.installations import InstallationView
-from tracker.store.event_log import Recorded
+from tracker.domain.recorded import Recorded
 
 from .notifications import config
 from .recorded import ConnectionStream, InstallationStream, Stream

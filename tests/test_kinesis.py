@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from tracker import Settings, Tracker
 from tracker.ingest.kinesis import KinesisConfigError, StreamConsumer
-from tracker.store.event_log import _APPEND_LOCK
+from tracker.store.locks import APPEND_LOCK
 from tracker.store.migrations import migrate
 
 from .conftest import SECRET, MakeTracker
@@ -293,7 +293,7 @@ async def test_a_consumer_killed_between_fetch_and_commit_loses_nothing_and_stor
     blocker = await asyncpg.connect(database_url)
     process: asyncio.subprocess.Process | None = None
     try:
-        await blocker.execute("SELECT pg_advisory_lock($1)", _APPEND_LOCK)  # every append now waits
+        await blocker.execute("SELECT pg_advisory_lock($1)", APPEND_LOCK)  # every append now waits
         process = await start_consume(consume_env(database_url, moto.endpoint, stream, lease=5.0))
 
         async def commit_waiting() -> bool:
@@ -301,7 +301,7 @@ async def test_a_consumer_killed_between_fetch_and_commit_loses_nothing_and_stor
                 await probe.pool.fetchval(
                     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
                     " AND ((classid::bigint << 32) | objid::bigint) = $1",
-                    _APPEND_LOCK,
+                    APPEND_LOCK,
                 )
             )
 

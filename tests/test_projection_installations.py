@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from projections.installations import INSTALLATIONS, InstallationView, evolve
-from tracker.store.event_log import Recorded
+from tracker.domain.recorded import Recorded
 
 from .notifications import config
 from .recorded import InstallationStream

@@ -16,11 +16,11 @@ import pytest
 from eventsourcing.application import project_aggregate
 
 from projections.installations import INSTALLATIONS
-from projections.runner import ProjectionRunner
 from tracker import Tracker
 from tracker.domain import Installation
 from tracker.ingest.parsing import parse_object
 from tracker.ingest.pipeline import Delivery, new_event
+from tracker.projecting.runner import ProjectionRunner
 from tracker.store.event_log import NewEvent
 
 from .conftest import MakeTracker, with_database

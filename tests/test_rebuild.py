@@ -14,14 +14,15 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from projections import CONNECTIONS, DESTINATIONS, INSTALLATIONS, rebuild, replay
+from projections import CONNECTIONS, DESTINATIONS, INSTALLATIONS
 from projections.installations import InstallationView
-from projections.rebuild import Progress, RebuildRunningError, rebuild_lock_key
-from projections.replay import OnPage, StreamRange
-from projections.runner import HEALTH_LOCK
 from tracker import Tracker
+from tracker.domain.recorded import Recorded
+from tracker.projecting import rebuild, replay
+from tracker.projecting.rebuild import Progress, RebuildRunningError, rebuild_lock_key
+from tracker.projecting.replay import OnPage, StreamRange
+from tracker.projecting.runner import HEALTH_LOCK
 from tracker.settings import Settings
-from tracker.store.event_log import Recorded
 
 from .conftest import MakeTracker
 from .notifications import config, connection_fields, installation_event, new_id, notification

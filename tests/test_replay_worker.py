@@ -9,11 +9,11 @@ import asyncpg
 import orjson
 import pytest
 
-from projections.folding import Failure
-from projections.replay import StreamRange
-from projections.replay_worker import ReplayWorkerError, decode_failure, encode_failure, run_worker
 from tracker import Tracker
-from tracker.store.event_log import Recorded
+from tracker.domain.recorded import Recorded
+from tracker.projecting.folding import Failure
+from tracker.projecting.replay import StreamRange
+from tracker.projecting.replay_worker import ReplayWorkerError, decode_failure, encode_failure, run_worker
 
 from .waiting import eventually
 

@@ -20,7 +20,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from tracker import Tracker
 from tracker.domain.installation import BackfillDone
 from tracker.store.errors import EventRefusedError, refused_by_database
-from tracker.store.event_log import _APPEND_LOCK, NewEvent
+from tracker.store.event_log import NewEvent
+from tracker.store.locks import APPEND_LOCK
 from tracker.store.group_commit import GroupCommit
 
 from .conftest import SECRET, MakeTracker
@@ -44,7 +45,7 @@ async def appends_held(database_url: str) -> AsyncIterator[Callable[[], Awaitabl
     try:
         transaction = blocker.transaction()
         await transaction.start()
-        await blocker.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
+        await blocker.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
         yield transaction.rollback
     finally:
         await blocker.close()

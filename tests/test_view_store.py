@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from projections.installations import INSTALLATIONS, InstallationView, evolve
-from projections.view_store import ViewStore
 from tracker.facade import Tracker
+from tracker.projecting.view_store import ViewStore
 
 from .notifications import connection_fields, notification
 from .recorded import InstallationStream

@@ -23,7 +23,7 @@ from projections.destinations import DestinationView
 from projections.health import health_of
 from projections.installations import InstallationView
 from projections.issues import Issue
-from tracker.store.event_log import Recorded
+from tracker.domain.recorded import Recorded
 
 from .notifications import config
 from .recorded import T0, ConnectionStream, InstallationStream, Stream

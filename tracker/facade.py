@@ -20,8 +20,6 @@ import orjson
 from aiohttp import web
 
 from projections import READ_MODELS, ReadModel
-from projections.rebuild import Progress, Rebuild, RebuildReport, RebuildRunningError
-from projections.runner import ProjectionRunner
 from tracker.api import create_api
 from tracker.domain.config import strip_config_urls
 from tracker.ingest import operator
@@ -36,12 +34,14 @@ from tracker.ingest.signatures import SignatureVerifier
 from tracker.ingest.url_guard import ConfigFetcher
 from tracker.ingest.webhook import WebhookReceiver
 from tracker.metrics import Metrics
+from tracker.projecting.dead_letters import DeadLetter, DeadLetters
+from tracker.projecting.rebuild import Progress, Rebuild, RebuildReport, RebuildRunningError
+from tracker.projecting.runner import ProjectionRunner
 from tracker.settings import Settings
 from tracker.store import views as view_tables
 from tracker.store.changes import Change, ChangeFeed
 from tracker.store.checkpoint_watch import CheckpointWatch
 from tracker.store.database import Pool, create_pool
-from tracker.store.dead_letters import DeadLetter, DeadLetters
 from tracker.store.embedded import keep_embedded_postgres_running, start_embedded_postgres
 from tracker.store.event_log import Appended, EventLog, NewEvent
 from tracker.store.freshness import Freshness, freshness

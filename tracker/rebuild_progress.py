@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from projections.rebuild import Progress
+from tracker.projecting.rebuild import Progress
 
 log = logging.getLogger("tracker.rebuild")
 _LINE_EVERY = 5.0

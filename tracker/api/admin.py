@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from projections.rebuild import RebuildRunningError
 from tracker.api.auth import may_change
 from tracker.api.keys import TRACKER
 from tracker.api.paging import page_query
 from tracker.api.responses import error_response, json_response
 from tracker.api.row_ids import row_id
-from tracker.store.dead_letters import STATUSES, DeadLetter, DeadLetterSettledError
+from tracker.projecting.dead_letters import STATUSES, DeadLetter, DeadLetterSettledError
+from tracker.projecting.rebuild import RebuildRunningError
 from tracker.store.views import BadCursorError
 
 routes = web.RouteTableDef()

@@ -25,7 +25,8 @@ from tracker.api.entities import MAX_VERSION
 from tracker.api.paging import DEFAULT_LIMIT, MAX_LIMIT
 from tracker.api.responses import json_response
 from tracker.models import NOTIFICATION
-from tracker.store import dead_letters, quarantine, views
+from tracker.projecting import dead_letters
+from tracker.store import quarantine, views
 
 routes = web.RouteTableDef()
 REF = "#/components/schemas/{model}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import asyncpg
 from eventsourcing.persistence import Mapper, StoredEvent
@@ -13,12 +13,10 @@ from eventsourcing.persistence import Mapper, StoredEvent
 from tracker.domain.base import TrackerEvent, UnrecognizedEvent
 from tracker.store.database import Connection, Pool
 from tracker.store.errors import UnavailableGuard
+from tracker.store.locks import APPEND_LOCK
 
 NOTIFY_CHANNEL = "tracker_events"
-"""The append function in `sql/004_append_function.sql` notifies it; the name is written there too."""
-_APPEND_LOCK = 0x7472_6163_6B02
-"""Serialises appends, so positions commit in increasing order and readers never pass a late commit.
-The append function in `sql/004_append_function.sql` takes it; the value is written there too."""
+"""The append function in `sql/repeatable/append_events.sql` notifies it; the name is written there too."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,20 +54,6 @@ class Appended:
     stream_id: str
     version: int
     duplicate: bool
-
-
-class Recorded(NamedTuple):
-    """An event read back from the log: what projections fold and timelines show.
-
-    A named tuple, not a frozen dataclass: a rebuild makes one per event, and `Recorded._make(row)` costs a
-    fraction of a frozen `__init__`, which sets each field through `object.__setattr__`."""
-
-    position: int
-    stream_id: str
-    version: int
-    type: str
-    data: dict[str, Any]
-    received_at: datetime
 
 
 _APPEND = (
@@ -121,7 +105,7 @@ class EventLog:
     async def append_on(
         self, conn: Connection, batch: Sequence[NewEvent], stored: Sequence[StoredEvent]
     ) -> list[Appended]:
-        """Append on `conn`, in its transaction if one is open (`sql/004_append_function.sql`); `stored` is
+        """Append on `conn`, in its transaction if one is open (`sql/repeatable/append_events.sql`); `stored` is
         the batch mapped by `NewEvent.to_stored`.
 
         That transaction must be READ COMMITTED (the default): the function reads the streams' heads
@@ -159,7 +143,7 @@ class EventLog:
         rows in bulk, where the function's INSERT writes them one by one after numbering them in SQL.
         A row the database refuses fails the whole batch: the caller appends it the usual way instead.
         """
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
         keys = [event.dedupe_key for event in batch]
         known = {
             row[0] for row in await conn.fetch("SELECT dedupe_key FROM events WHERE dedupe_key = ANY($1::text[])", keys)

@@ -3,7 +3,7 @@
 It reads the log in position order in batches, folds each affected entity in memory with the read
 model's `evolve`, and writes the changed views and the checkpoint in one transaction. Appends commit
 in position order (see `tracker.store.event_log`), so a checkpoint by position never passes an event
-that commits late. An event that evolve() fails on becomes a dead letter (`tracker.store.dead_letters`):
+that commits late. An event that evolve() fails on becomes a dead letter (`tracker.projecting.dead_letters`):
 its entity waits behind it, the others go on.
 """
 
@@ -13,12 +13,12 @@ import asyncio
 import logging
 from typing import Generic
 
-from projections.folding import fold
 from projections.read_model import ReadModel, View
-from projections.view_store import ViewStore
-from tracker.store import dead_letters
+from tracker.domain.recorded import Recorded
+from tracker.projecting import dead_letters
+from tracker.projecting.folding import fold
+from tracker.projecting.view_store import ViewStore
 from tracker.store.database import Connection, Pool
-from tracker.store.event_log import Recorded
 from tracker.wake import follow
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ rebuild whose logic did not change writes nearly nothing, and readers never wait
 
 1. replay: the log's events of the read model up to the head seen at the start, stream by stream, each
    view built whole and copied into the shadow once; a page of events and views in memory at a time; a
-   big log is split into ranges of streams, each replayed by a worker process (`projections/replay_worker.py`);
+   big log is split into ranges of streams, each replayed by a worker process (`replay_worker.py`);
 2. catching up: the events appended meanwhile, in position order, like the live runner;
 3. switching: under HEALTH_LOCK and the live checkpoint's row lock, the shadow is brought to the live
    checkpoint and the rows that differ are written into the live tables, which compares both row by row
@@ -28,13 +28,13 @@ from dataclasses import dataclass, field
 from typing import Generic
 
 from projections import READ_MODELS
-from projections.folding import Failure, fold
 from projections.read_model import ReadModel, View
-from projections.replay import StreamRange, replay, shadow_of
-from projections.replay_worker import run_worker
-from projections.runner import HEALTH_LOCK, batch_sql, read_batch
-from projections.view_store import ISSUE_COLUMNS
-from tracker.store import dead_letters
+from tracker.projecting import dead_letters
+from tracker.projecting.folding import Failure, fold
+from tracker.projecting.replay import StreamRange, replay, shadow_of
+from tracker.projecting.replay_worker import run_worker
+from tracker.projecting.runner import HEALTH_LOCK, batch_sql, read_batch
+from tracker.projecting.view_store import ISSUE_COLUMNS
 from tracker.store.database import Connection, Pool
 
 log = logging.getLogger(__name__)

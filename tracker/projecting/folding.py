@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Generic
 
 from projections.read_model import ReadModel, View
-from tracker.store.event_log import Recorded
+from tracker.domain.recorded import Recorded
 from tracker.turns import give_way
 
 log = logging.getLogger(__name__)

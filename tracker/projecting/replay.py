@@ -1,5 +1,5 @@
 """Replaying a range of streams into a rebuild's shadow, each view built whole and copied in once: in the
-rebuilding process, or in worker processes beside it (`projections/replay_worker.py`), a range each."""
+rebuilding process, or in worker processes beside it (`replay_worker.py`), a range each."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from projections.folding import Failure, fold
 from projections.read_model import ReadModel, View
-from projections.view_store import ViewStore
+from tracker.domain.recorded import Recorded
+from tracker.projecting.folding import Failure, fold
+from tracker.projecting.view_store import ViewStore
 from tracker.store.database import Connection
-from tracker.store.event_log import Recorded
 
 PAGE = 5000
 """Rows per page: big enough that a round trip is cheap next to its fold, small enough to hold."""

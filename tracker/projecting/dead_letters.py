@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from projections.folding import Failure
+from tracker.projecting.folding import Failure
 from tracker.store.database import Connection, Pool
 from tracker.store.views import BadCursorError, Page, decode_cursor, encode_cursor
 

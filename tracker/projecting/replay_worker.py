@@ -1,6 +1,6 @@
 """A rebuild's worker process: one range of a read model's streams replayed into the rebuild's shadow.
 
-    TRACKER_DATABASE_URL=... python -m projections.replay_worker NAME START STOP HEAD
+    TRACKER_DATABASE_URL=... python -m tracker.projecting.replay_worker NAME START STOP HEAD
 
 Folding holds one core per process, so a rebuild of a big log starts one worker per core, each on its own
 range of streams (`Rebuild`). A worker reports each page on stdout as a JSON line: its events, and the
@@ -21,11 +21,11 @@ import orjson
 import uvloop
 
 from projections import READ_MODELS
-from projections.folding import Failure
-from projections.replay import OnPage, StreamRange, replay
 from tracker.collector import tune_collector
+from tracker.domain.recorded import Recorded
+from tracker.projecting.folding import Failure
+from tracker.projecting.replay import OnPage, StreamRange, replay
 from tracker.store.database import connect
-from tracker.store.event_log import Recorded
 
 _STDERR_KEPT = 2000
 """Characters of a failed worker's standard error that its exception quotes."""
@@ -54,7 +54,7 @@ async def run_worker(database_url: str, name: str, streams: StreamRange, head: i
     """Replay `streams` of read model `name` in a worker process, handing its pages to `on_page`; a worker
     still running when this is cancelled is killed."""
     worker = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "projections.replay_worker", name, streams.start, streams.stop, str(head),
+        sys.executable, "-m", "tracker.projecting.replay_worker", name, streams.start, streams.stop, str(head),
         env={**os.environ, "TRACKER_DATABASE_URL": database_url},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=1 << 26,
     )  # fmt: skip
