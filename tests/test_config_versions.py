@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from projections.config_versions import Change, ConfigVersion, config_hash, diff, record, record_update
 from tracker import Tracker
-from tracker.api import config_versions as routes
+from tracker.services import config_history
 
 from .notifications import config, installation_event, new_id
 
@@ -209,7 +209,7 @@ async def test_a_stream_longer_than_a_page_is_folded_whole(
 ) -> None:
     installation_id = await _three_versions(tracker)
     whole = await (await client.get(f"/v1/installations/{installation_id}/config-versions")).json()
-    monkeypatch.setattr(routes, "PAGE_SIZE", 2)  # pages of 2, 1, then an empty one
+    monkeypatch.setattr(config_history, "PAGE_SIZE", 2)  # pages of 2, 1, then an empty one
 
     paged = await (await client.get(f"/v1/installations/{installation_id}/config-versions")).json()
 

@@ -26,6 +26,7 @@ from bench.drills.harness import setup
 from bench.drills.report import DrillResult, render
 from bench.drills.trackers import Ports
 from tracker import Tracker
+from tracker.projecting.following import follow_while_leading
 from tracker.settings import Settings
 
 from .conftest import SECRET
@@ -203,10 +204,12 @@ class _LostOnce:
 async def test_a_follower_cancelled_while_its_runner_winds_down_stops() -> None:
     """Found by the database-loss drill: a `tracker project` whose lead was lost with its connection, stopped
     while its runner wound down, swallowed the cancellation, hung in `close` and stood for the lead forever."""
-    tracker = Tracker(Settings(database_url="postgresql://unused"), follow_projections=False)
     runner = _SlowToStop()
     leadership = _LostOnce(runner)
-    following = asyncio.create_task(tracker._follow_while_leading(runner, leadership, asyncio.Event()))  # type: ignore[arg-type]
+    settings = Settings()
+    interval, min_interval = settings.projection_poll_interval, settings.projection_min_interval
+    follow = follow_while_leading(runner, leadership, asyncio.Event(), interval, min_interval)  # type: ignore[arg-type]
+    following = asyncio.create_task(follow)
     await asyncio.wait_for(runner.winding_down.wait(), 5)  # the lead is lost; the runner is being stopped
 
     following.cancel()

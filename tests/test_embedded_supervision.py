@@ -154,7 +154,7 @@ async def test_a_killed_embedded_postgres_is_started_again_and_loses_nothing_ack
         assert registry.get_sample_value("tracker_embedded_postgres_deaths_total") == 1
         assert registry.get_sample_value("tracker_embedded_postgres_restarts_total") == 1
         assert _postmaster_pid(pgdata) not in (None, first_pid)
-        keeper = tracker._keeping_postgres
+        keeper = tracker.components.supervisor.task("embedded-postgres")
         assert keeper is not None
         assert not keeper.done()
 

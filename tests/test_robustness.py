@@ -21,8 +21,8 @@ from tracker import Tracker
 from tracker.domain.installation import BackfillDone
 from tracker.store.errors import EventRefusedError, refused_by_database
 from tracker.store.event_log import NewEvent
-from tracker.store.locks import APPEND_LOCK
 from tracker.store.group_commit import GroupCommit
+from tracker.store.locks import APPEND_LOCK
 
 from .conftest import SECRET, MakeTracker
 from .notifications import Signer, config, installation_event, new_id
@@ -179,7 +179,8 @@ async def test_a_poison_event_does_not_kill_the_runner(make_tracker: MakeTracker
     installation_id = new_id("inst")
     await tracker.ingest(installation_event("installation.created", installation_id, config=config()))
     await asyncio.sleep(0.3)
-    runner_task = next(t for t in tracker._tasks if t.get_name() == "projection-installations")
+    runner_task = tracker.components.supervisor.task("projection-installations")
+    assert runner_task is not None
     assert not runner_task.done(), "the runner died"
     assert await tracker.installation(installation_id) is None  # held back behind the poison event
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -23,15 +23,15 @@ from tracker.api import (
 )
 from tracker.api.auth import bearer_auth
 from tracker.api.guards import refuse_nul, unavailable_is_503
-from tracker.api.keys import TRACKER
+from tracker.api.keys import SERVICES
 from tracker.api.scopes import token_scopes
+from tracker.services import Services
+from tracker.settings import Settings
 
-if TYPE_CHECKING:
-    from tracker.facade import Tracker
 
-
-def create_api(tracker: Tracker) -> web.Application:
-    tokens = token_scopes(tracker.settings)
+def create_api(services: Callable[[], Services], settings: Settings) -> web.Application:
+    """The API over `services`, called per request: the application may be built before the tracker starts."""
+    tokens = token_scopes(settings)
     # The webhook authenticates by signature (a bearer token there would lock Svix out); /readyz is for
     # probes that carry no token and tells only whether the read models are fresh; the OpenAPI document
     # describes shapes, not data, and tools fetch it without one. /metrics needs the token (Prometheus sends it).
@@ -47,10 +47,10 @@ def create_api(tracker: Tracker) -> web.Application:
     middlewares = [bearer_auth(tokens, public=public, scope_aware=scope_aware)] if tokens else []
     middlewares += [unavailable_is_503, refuse_nul]
     api = web.Application(client_max_size=webhook.MAX_BODY, middlewares=middlewares)
-    api[TRACKER] = tracker
+    api[SERVICES] = services
     routed = (webhook, entities, config_versions, operator, issues, health, quarantine, status, metrics, openapi, admin,
               changes, dashboard)  # fmt: skip
     for module in routed:
         api.add_routes(module.routes)
-    changes.setup(api, tracker.settings.max_change_streams)
+    changes.setup(api, settings.max_change_streams)
     return api

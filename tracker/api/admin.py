@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from tracker.api.auth import may_change
-from tracker.api.keys import TRACKER
+from tracker.api.keys import services_of
 from tracker.api.paging import page_query
 from tracker.api.responses import error_response, json_response
 from tracker.api.row_ids import row_id
@@ -23,7 +23,7 @@ async def rebuild(request: web.Request) -> web.Response:
         return error_response(403, "rebuilding needs TRACKER_API_TOKEN, or a loopback client")
     name = request.match_info["name"]
     try:
-        progress = await request.app[TRACKER].start_rebuild(name)
+        progress = await services_of(request).rebuilds.start(name)
     except ValueError as exc:
         return error_response(404, str(exc))
     except RebuildRunningError as exc:
@@ -39,7 +39,7 @@ async def dead_letters(request: web.Request) -> web.Response:
     if status is not None and status not in STATUSES:
         return error_response(400, f"status must be one of {', '.join(STATUSES)}")
     try:
-        page = await request.app[TRACKER].dead_letters.page(status, query.get("projection"), limit, cursor)
+        page = await services_of(request).dead_letter_review.page(status, query.get("projection"), limit, cursor)
     except BadCursorError as exc:
         return error_response(400, str(exc))
     return json_response({"items": page.items, "nextCursor": page.next_cursor})
@@ -48,7 +48,7 @@ async def dead_letters(request: web.Request) -> web.Response:
 @routes.get("/v1/admin/dead-letters/{id}")
 async def dead_letter(request: web.Request) -> web.Response:
     letter_id = row_id(request, "id")
-    letter = None if letter_id is None else await request.app[TRACKER].dead_letter(letter_id)
+    letter = None if letter_id is None else await services_of(request).dead_letter_review.get(letter_id)
     if letter is None:
         return _not_found(request)
     return json_response(letter.to_json())
@@ -72,11 +72,9 @@ async def _act(request: web.Request, action: str) -> web.Response:
     letter_id = row_id(request, "id")
     if letter_id is None:
         return _not_found(request)
-    tracker = request.app[TRACKER]
+    review = services_of(request).dead_letter_review
     try:
-        letter: DeadLetter = await (tracker.retry_dead_letter if action == "retry" else tracker.skip_dead_letter)(
-            letter_id
-        )
+        letter: DeadLetter = await (review.retry if action == "retry" else review.skip)(letter_id)
     except LookupError:
         return _not_found(request)
     except DeadLetterSettledError as exc:

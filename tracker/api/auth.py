@@ -8,7 +8,7 @@ from collections.abc import Collection, Mapping
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from tracker.api.keys import TRACKER
+from tracker.api.keys import services_of
 from tracker.api.responses import error_response
 from tracker.api.scopes import Scope, set_scope
 from tracker.ingest.signatures import is_local_client
@@ -48,5 +48,5 @@ def may_change(request: web.Request) -> bool:
     """Whether a request may change state (operator actions, quarantine review): with a token, the bearer
     check has passed already; without one anybody could, so only loopback clients that came through no
     proxy (the local try-out)."""
-    settings = request.app[TRACKER].settings
+    settings = services_of(request).settings
     return bool(settings.api_token or settings.scoped_tokens) or is_local_client(request.remote, request.headers)

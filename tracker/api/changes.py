@@ -10,7 +10,7 @@ import orjson
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 
-from tracker.api.keys import TRACKER
+from tracker.api.keys import services_of
 from tracker.api.responses import error_response
 from tracker.api.scopes import scope_of
 from tracker.store.changes import Change
@@ -60,7 +60,7 @@ async def changes(request: web.Request) -> web.StreamResponse:
 
 
 async def _stream(request: web.Request, after: int | None) -> web.StreamResponse:
-    feed = request.app[TRACKER].change_feed
+    feed = services_of(request).queries.change_feed
     if after is None:
         after = await feed.head()
     streams = request.app[STREAMS]

@@ -2,70 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from aiohttp import web
 from pydantic import TypeAdapter
 
-from projections.config_versions import CARRIES_CONFIG, Change, ConfigVersion, Versions, diff, record_update
-from tracker.api.keys import TRACKER
+from projections.config_versions import Change, ConfigVersion, diff
+from tracker.api.keys import services_of
 from tracker.api.responses import error_response, json_response
 from tracker.api.scopes import hidden
-from tracker.domain.config import ConfigFetched
+from tracker.services.config_history import ConfigHistory
 from tracker.store import views
-from tracker.store.event_log import EventLog
 
 routes = web.RouteTableDef()
-PAGE_SIZE = 1000
-"""Events read from the stream per query: a long history is folded without holding it all at once."""
-
 _VERSION = TypeAdapter(ConfigVersion)
 _CHANGES = TypeAdapter(list[Change])
 
 
-@dataclass(frozen=True, slots=True)
-class _History:
-    versions: Versions
-    contents: dict[str, dict[str, Any]]
-    """Each version's config, by sha256."""
-
-
-async def _history(event_log: EventLog, installation_id: str) -> _History | None:
-    """Fold the stream with `record_update`; None when the stream has no events at all.
-
-    Every content seen is recorded, a late `installation.created` too (the read model keeps the config a
-    later update set, but a history of distinct contents has a place for it either way).
-    """
-    versions: Versions = ()
-    contents: dict[str, dict[str, Any]] = {}
-    held: dict[str, Any] | None = None
-    after, seen = 0, False
-    while True:
-        rows = await event_log.stream(f"installation:{installation_id}", after, PAGE_SIZE)
-        seen = seen or bool(rows)
-        for row in rows:
-            data = row["data"]
-            if row["type"] == ConfigFetched.NOTIFICATION_TYPE and isinstance(data, dict):
-                data = {data.get("field"): data.get("config")}  # as if the notification had carried it
-            elif row["type"] not in CARRIES_CONFIG or not isinstance(data, dict):
-                continue
-            before = len(versions)
-            versions, number = record_update(versions, held, data, row["received_at"])
-            for added in versions[before:]:  # record_update adds the lastConfig as missed, else the config
-                contents[added.sha256] = data["lastConfig" if added.missed_update else "config"]
-            if number is not None:
-                held = data["config"]
-        if len(rows) < PAGE_SIZE:
-            return _History(versions, contents) if seen else None
-        after = rows[-1]["version"]
-
-
-async def _visible_history(request: web.Request, key: str) -> _History | None:
+async def _visible_history(request: web.Request, key: str) -> ConfigHistory | None:
     """The history, or None as for an unknown installation when the token may not see it."""
     if await hidden(request, views.INSTALLATIONS, key):
         return None
-    return await _history(request.app[TRACKER].event_log, key)
+    return await services_of(request).queries.config_history(key)
 
 
 @routes.get("/v1/installations/{key}/config-versions/diff")

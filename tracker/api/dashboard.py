@@ -14,7 +14,7 @@ from string import Template
 
 from aiohttp import web
 
-from tracker.api.keys import TRACKER
+from tracker.api.keys import services_of
 from tracker.api.responses import error_response
 
 routes = web.RouteTableDef()
@@ -65,7 +65,7 @@ PAGE = Template("""<!doctype html>
 
 @routes.get("/")
 async def page(request: web.Request) -> web.Response:
-    settings = request.app[TRACKER].settings
+    settings = services_of(request).settings
     token = "required" if settings.api_token or settings.scoped_tokens else "none"
     return web.Response(text=PAGE.substitute(token=token), content_type="text/html", headers=SECURITY_HEADERS)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from tracker.api.keys import TRACKER
+from tracker.api.keys import services_of
 from tracker.api.paging import MAX_LIMIT, page_query
 from tracker.api.responses import error_response, json_response
 from tracker.api.scopes import hidden, projects_of
@@ -25,8 +25,8 @@ async def _not_caught_up(request: web.Request) -> web.Response | None:
         position = int(given)
     except ValueError:
         return error_response(400, "minPosition must be an integer")
-    tracker = request.app[TRACKER]
-    reached = await tracker.wait_for_position(position, tracker.settings.min_position_wait)
+    services = services_of(request)
+    reached = await services.status.wait_for_position(position, services.settings.min_position_wait)
     if reached < position:
         error = f"the read models have reached position {reached}, not yet {position}: retry"
         return error_response(503, error, headers={"Retry-After": "1"}, position=reached)
@@ -37,7 +37,7 @@ async def _one(request: web.Request, table: ViewTable, name: str) -> web.Respons
     if (waited := await _not_caught_up(request)) is not None:
         return waited
     key = request.match_info["key"]
-    doc = await request.app[TRACKER].views.get(table, key, projects_of(request))
+    doc = await services_of(request).queries.entity(table, key, projects_of(request))
     if doc is None:
         return error_response(404, f"no {name} {key!r}")
     return json_response(doc)
@@ -48,7 +48,7 @@ async def _page(request: web.Request, table: ViewTable) -> web.Response:
         return waited
     query, limit, cursor = page_query(request, table.filters, ignored=("minPosition",))
     try:
-        page = await request.app[TRACKER].views.list(table, query, limit, cursor, projects_of(request))
+        page = await services_of(request).queries.entities(table, query, limit, cursor, projects_of(request))
     except (BadCursorError, BadFilterError) as exc:
         return error_response(400, str(exc))
     return json_response({"items": page.items, "nextCursor": page.next_cursor})
@@ -76,7 +76,7 @@ async def installation_events(request: web.Request) -> web.Response:
         return error_response(400, f"after must be between 0 and {MAX_VERSION} and limit between 1 and {MAX_LIMIT}")
     if await hidden(request, views.INSTALLATIONS, key):
         return error_response(404, f"no installation {key!r}")
-    events = await request.app[TRACKER].events(key, after, limit + 1)
+    events = await services_of(request).queries.events(key, after, limit + 1)
     if not events and after == 0:
         return error_response(404, f"no installation {key!r}")
     more = len(events) > limit

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from projections.health import SEVERITY
-from tracker.api.keys import TRACKER
+from tracker.api.keys import services_of
 from tracker.api.paging import page_query
 from tracker.api.responses import error_response, json_response
 from tracker.api.scopes import projects_of
@@ -26,7 +26,7 @@ async def issues(request: web.Request) -> web.Response:
     filters = IssueFilters(query.get("status"), query.get("code"), query.get("projectId"), query.get("installationId"),
                            projects=projects_of(request))  # fmt: skip
     try:
-        page = await request.app[TRACKER].issue_history(filters, limit, cursor)
+        page = await services_of(request).queries.issue_history(filters, limit, cursor)
     except BadCursorError as exc:
         return error_response(400, str(exc))
     return json_response({"items": page.items, "nextCursor": page.next_cursor})

@@ -1,12 +1,16 @@
-"""Typed keys for what the API keeps on its application."""
+"""What the API keeps on its application, and how a handler reaches the services."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from tracker.facade import Tracker
+from tracker.services import Services
 
-TRACKER: web.AppKey[Tracker] = web.AppKey("tracker")
+SERVICES: web.AppKey[Callable[[], Services]] = web.AppKey("services")
+"""Returns the started tracker's services: an application may be built, and mounted, before it starts."""
+
+
+def services_of(request: web.Request) -> Services:
+    return request.app[SERVICES]()

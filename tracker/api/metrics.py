@@ -8,7 +8,7 @@ import logging
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from tracker.api.keys import TRACKER
+from tracker.api.keys import services_of
 from tracker.store.errors import UNAVAILABLE_ERRORS, StoreUnavailableError
 
 routes = web.RouteTableDef()
@@ -25,14 +25,14 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     With the database down this still answers 200, with `tracker_database_up 0` and the counters this
     process keeps: an outage is when the counts of 503s matter most.
     """
-    tracker = request.app[TRACKER]
+    services = services_of(request)
     try:
         async with asyncio.timeout(STATE_TIMEOUT):
-            status, health = await tracker.status(), await tracker.health()
+            status, health = await services.status.status(), await services.queries.health()
     except _UNAVAILABLE as exc:
         log.warning("metrics: the database's counts could not be read (%s)", type(exc).__name__)
-        tracker.metrics.observe_state(None, None)
+        services.metrics.observe_state(None, None)
     else:
-        tracker.metrics.observe_state(status, health)
+        services.metrics.observe_state(status, health)
     # Collected at once, with no await between: a concurrent scrape cannot swap the state in between.
-    return await make_aiohttp_handler(tracker.metrics.registry)(request)
+    return await make_aiohttp_handler(services.metrics.registry)(request)

@@ -8,7 +8,7 @@ import orjson
 from aiohttp import web
 
 from tracker.api.auth import may_change
-from tracker.api.keys import TRACKER
+from tracker.api.keys import services_of
 from tracker.api.responses import error_response, json_response
 from tracker.api.scopes import hidden
 from tracker.ingest.operator import DeletedEntityError, OperatorAction
@@ -47,9 +47,13 @@ async def _act(
 
 @routes.post("/v1/installations/{key}/read-schedule/resume")
 async def resume_read_schedule(request: web.Request) -> web.Response:
-    return await _act(request, request.app[TRACKER].resume_read_schedule, views.INSTALLATIONS, "installation")
+    return await _act(
+        request, services_of(request).operator_actions.resume_read_schedule, views.INSTALLATIONS, "installation"
+    )
 
 
 @routes.post("/v1/destinations/{key}/enable")
 async def enable_destination(request: web.Request) -> web.Response:
-    return await _act(request, request.app[TRACKER].enable_destination, views.DESTINATIONS, "destination")
+    return await _act(
+        request, services_of(request).operator_actions.enable_destination, views.DESTINATIONS, "destination"
+    )

@@ -12,7 +12,7 @@ import orjson
 from aiohttp import web
 
 from tracker.api.auth import may_change
-from tracker.api.keys import TRACKER
+from tracker.api.keys import services_of
 from tracker.api.paging import page_query
 from tracker.api.responses import appended_doc, error_response, json_response
 from tracker.api.row_ids import row_id
@@ -69,7 +69,9 @@ async def quarantine(request: web.Request) -> web.Response:
     """`?status=pending|replayed|discarded&source=...&limit=&cursor=`, newest first."""
     query, limit, cursor = page_query(request, _FILTERS)
     try:
-        page = await request.app[TRACKER].quarantined(query.get("status"), query.get("source"), limit, cursor)
+        page = await services_of(request).quarantine_review.list(
+            query.get("status"), query.get("source"), limit, cursor
+        )
     except (BadCursorError, BadFilterError) as exc:
         return error_response(400, str(exc))
     return json_response({"items": [quarantined_doc(kept) for kept in page.items], "nextCursor": page.next_cursor})
@@ -78,7 +80,7 @@ async def quarantine(request: web.Request) -> web.Response:
 @routes.get("/v1/quarantine/{key}")
 async def quarantined(request: web.Request) -> web.Response:
     quarantine_id = row_id(request, "key")
-    kept = None if quarantine_id is None else await request.app[TRACKER].quarantined_delivery(quarantine_id)
+    kept = None if quarantine_id is None else await services_of(request).quarantine_review.get(quarantine_id)
     if kept is None:
         return _not_found(request)
     return json_response(quarantined_doc(kept))
@@ -93,7 +95,7 @@ async def replay(request: web.Request) -> web.Response:
     if quarantine_id is None:
         return _not_found(request)
     try:
-        appended = await request.app[TRACKER].replay_quarantined(quarantine_id)
+        appended = await services_of(request).quarantine_review.replay(quarantine_id)
     except LookupError:
         return _not_found(request)
     except QuarantineResolvedError as exc:
@@ -126,7 +128,7 @@ async def discard(request: web.Request) -> web.Response:
     if not note.strip():
         return error_response(400, 'a note saying why is required: {"note": "..."} or ?note=')
     try:
-        kept = await request.app[TRACKER].discard_quarantined(quarantine_id, note)
+        kept = await services_of(request).quarantine_review.discard(quarantine_id, note)
     except LookupError:
         return _not_found(request)
     except QuarantineResolvedError as exc:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from tracker.api.keys import TRACKER
+from tracker.api.keys import services_of
 from tracker.settings import Settings
 from tracker.store.views import ViewTable
 
@@ -65,4 +65,4 @@ async def hidden(request: web.Request, table: ViewTable, key: str) -> bool:
     projects = projects_of(request)
     if projects is None:
         return False
-    return await request.app[TRACKER].views.get(table, key, projects) is None
+    return await services_of(request).queries.entity(table, key, projects) is None

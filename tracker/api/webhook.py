@@ -7,7 +7,7 @@ import logging
 
 from aiohttp import web
 
-from tracker.api.keys import TRACKER
+from tracker.api.keys import services_of
 from tracker.api.responses import appended_doc, error_response, json_response
 from tracker.ingest.parsing import NotJSONObjectError, SchemaError
 from tracker.ingest.signatures import SignatureError, delivery_headers
@@ -23,24 +23,24 @@ RETRY_AFTER = {"Retry-After": "5"}
 
 @routes.post("/webhooks/ampersand")
 async def receive(request: web.Request) -> web.Response:
-    tracker = request.app[TRACKER]
-    if tracker.webhook.overloaded:
+    services = services_of(request)
+    if services.webhook.overloaded:
         # Refused before the body is read, checked or parsed: in a flood, each 503 must cost little, or
         # answering them takes the CPU the commits need and every sender waits (the flood drill).
-        tracker.metrics.delivered("webhook", UNKNOWN_TYPE, "unavailable")
+        services.metrics.delivered("webhook", UNKNOWN_TYPE, "unavailable")
         return error_response(503, "too busy, retry later", headers=RETRY_AFTER)
     if request.content_length is not None and request.content_length > MAX_BODY:
         return _rejected(request, 413, f"body over {MAX_BODY} bytes")
     try:
         # client_max_size bounds what is read; the timeout, how long a slow sender may hold a connection.
-        async with asyncio.timeout(tracker.settings.body_read_timeout):
+        async with asyncio.timeout(services.settings.body_read_timeout):
             body = await request.read()
     except TimeoutError:
         return _rejected(request, 408, "the body did not arrive in time", headers={"Connection": "close"})
     if len(body) > MAX_BODY:  # mounted in a host whose limit is larger: ours still holds
         return _rejected(request, 413, f"body over {MAX_BODY} bytes")
     try:
-        appended = await tracker.webhook.receive(body, request.headers, request.remote)
+        appended = await services.webhook.receive(body, request.headers, request.remote)
     except SignatureError as exc:
         return _rejected(request, 401, "signature verification failed", str(exc))
     except NotJSONObjectError as exc:
@@ -62,7 +62,7 @@ def _rejected(
     request: web.Request, status: int, error: str, detail: str | None = None, headers: dict[str, str] | None = None
 ) -> web.Response:
     """Refused before the body was read as a notification: counted and logged, nothing kept."""
-    request.app[TRACKER].metrics.delivered("webhook", UNKNOWN_TYPE, "rejected")
+    services_of(request).metrics.delivered("webhook", UNKNOWN_TYPE, "rejected")
     # The id is the sender's claim, unchecked; bounded so that a forged header cannot fill the log.
     delivery_id = delivery_headers(request.headers).get("webhook-id", "")[:256] or None
     log.warning("notification rejected", extra={"source": "webhook", "delivery_id": delivery_id, "status": status,
