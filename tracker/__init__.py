@@ -12,8 +12,8 @@ __all__ = ["Settings", "Tracker"]
 
 
 def __getattr__(name: str) -> object:
-    """Import the facade on first use: `projections` imports `tracker.store`, and the facade imports
-    `projections`, so an eager import here would make `import projections` circular."""
+    """Import the facade on first use: `projections/` builds on `tracker.domain`, so importing any of it runs
+    this file first, and an eager import of the facade here would import `projections` half-initialised."""
     if name == "Tracker":
         from tracker.facade import Tracker  # noqa: PLC0415
 
