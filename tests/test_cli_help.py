@@ -8,7 +8,8 @@ from collections.abc import Iterator, Mapping
 
 import pytest
 
-from tracker.cli import COMMAND_VARIABLES, _parser
+from tracker.cli.commands import COMMAND_VARIABLES
+from tracker.cli.parser import build_parser
 from tracker.settings import VARIABLES, Settings
 
 
@@ -30,7 +31,7 @@ class RecordingEnvironment(Mapping[str, str]):
 
 
 def commands() -> dict[str, argparse.ArgumentParser]:
-    parser = _parser()
+    parser = build_parser()
     (subcommands,) = (action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
     return dict(subcommands.choices)
 

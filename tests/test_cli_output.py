@@ -11,8 +11,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tracker.cli import _parser
-from tracker.status_table import render, table
+from tracker.cli.parser import build_parser
+from tracker.cli.status_table import render, table
 
 from .notifications import config, installation_event, new_id
 from .test_cli import environment, free_port
@@ -68,7 +68,7 @@ def test_a_table_aligns_columns_of_numbers_right() -> None:
 
 
 def test_every_option_of_every_command_is_explained() -> None:
-    subcommands = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    subcommands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     assert {"serve", "project", "migrate", "rebuild", "import", "status"} <= set(subcommands.choices)
     for name, command in subcommands.choices.items():
         options = {action.dest: action.help for action in command._actions}

@@ -1,4 +1,5 @@
-"""A rebuild's progress for the `tracker rebuild` command: a bar on a terminal, log lines otherwise."""
+"""Progress of the long commands (`tracker rebuild`, `tracker import`): a bar on a terminal, otherwise log
+lines that a log collector keeps, where a bar's carriage returns would garble."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from tqdm import tqdm
 from tracker.projecting.rebuild import Progress
 
 log = logging.getLogger("tracker.rebuild")
-_LINE_EVERY = 5.0
-"""Seconds between two progress log lines (and one at every change of phase)."""
+LINE_EVERY = 5.0
+"""Seconds between two progress log lines (and, for a rebuild, one at every change of phase)."""
 
 
 class RebuildProgress:
@@ -45,7 +46,7 @@ class RebuildProgress:
     def _line(self, progress: Progress) -> None:
         now = time.monotonic()
         phase, at = self._last.get(progress.name, ("", 0.0))
-        if phase == progress.phase and now - at < _LINE_EVERY:
+        if phase == progress.phase and now - at < LINE_EVERY:
             return
         self._last[progress.name] = (progress.phase, now)
         eta = progress.eta()
@@ -60,3 +61,31 @@ class RebuildProgress:
             extra={"model": progress.name, "phase": progress.phase, "events_done": progress.events_done,
                    "events_total": progress.events_total},
         )  # fmt: skip
+
+
+class ImportProgress:
+    """A bar on a terminal; otherwise a log line every few seconds and one at the end, which a log
+    collector keeps and a bar's carriage returns would garble."""
+
+    def __init__(self, name: str, total: int, stream: TextIO = sys.stderr) -> None:
+        self._bar = tqdm(total=total, unit="B", unit_scale=True, desc=name, file=stream) if stream.isatty() else None
+        self._name, self._total, self._done, self._said = name, total, 0, time.monotonic()
+
+    def __call__(self, done: int) -> None:
+        self._done += done
+        if self._bar is not None:
+            self._bar.update(done)
+        elif time.monotonic() - self._said >= LINE_EVERY:
+            self._said = time.monotonic()
+            self._line()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        else:
+            self._line()
+
+    def _line(self) -> None:
+        percent = 100.0 * self._done / self._total if self._total else 100.0
+        extra = {"file": self._name, "bytes_done": self._done, "bytes_total": self._total, "percent": round(percent, 1)}
+        logging.getLogger("tracker").info("import progress", extra=extra)
