@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from tracker import Tracker
 from tracker.api.scopes import ALL, Scope, TokenConflictError, token_scopes
-from tracker.settings import Settings, parse_scoped_tokens
+from tracker.settings import Settings
 
 from .conftest import MakeTracker
 from .notifications import config, connection_fields, installation_fields, new_id, notification
@@ -231,7 +231,7 @@ def test_scoped_tokens_are_read_from_the_environment() -> None:
 )
 def test_a_malformed_entry_is_refused_without_quoting_the_token(text: str) -> None:
     with pytest.raises(ValueError, match="TRACKER_API_TOKENS: entry") as refused:
-        parse_scoped_tokens(text)
+        Settings.from_env({"TRACKER_API_TOKENS": text})
     assert "secret-token" not in str(refused.value)
 
 

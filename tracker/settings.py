@@ -7,38 +7,15 @@ import binascii
 import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 N = TypeVar("N", int, float)
 
 _CORES_UP_TO_FOUR = min(os.cpu_count() or 1, 4)
 """The default of `rebuild_workers`."""
-
-VARIABLES = {
-    "TRACKER_DATABASE_URL": "PostgreSQL URL; unset: an embedded server under TRACKER_DATA_DIR",
-    "TRACKER_DATA_DIR": "where the embedded PostgreSQL keeps its data (default ./.tracker)",
-    "TRACKER_WEBHOOK_SECRET": "Svix signing secrets (whsec_...), space-separated; unset: signatures are not checked",
-    "TRACKER_API_TOKEN": "the bearer token the API and /metrics then require; it sees every project",
-    "TRACKER_API_TOKENS": "tokens that see only some projects: whitespace-separated token=projectId[,projectId...]",
-    "TRACKER_KINESIS_STREAMS": "Kinesis streams to consume, comma-separated",
-    "TRACKER_KINESIS_LEASE_SECONDS": "seconds a shard lease lasts unrenewed (default 10)",
-    "TRACKER_KINESIS_POLL_INTERVAL": "seconds between two reads of a caught-up shard (default 1)",
-    "AWS_REGION": "the streams' region (else AWS_DEFAULT_REGION or the profile's); credentials as botocore finds them",
-    "TRACKER_CONFIG_URL_ALLOW": "URL prefixes config fetches reach without the https and public-address checks",
-    "TRACKER_CONFIG_FETCH_GIVE_UP": "seconds after a notification's arrival when a failing config URL is given up"
-    " (default 3600)",
-    "TRACKER_MAX_PENDING": "notifications that may wait for a commit; past it the webhook answers 503 (default 2000)",
-    "TRACKER_MAX_CHANGE_STREAMS": "GET /v1/changes streams one process holds open; past it 503 (default 500)",
-    "TRACKER_REBUILD_WORKERS": "processes a rebuild of 100,000 events or more replays in (default: the cores, at"
-    " most 4)",
-    "TRACKER_LOG_FORMAT": "the default of --log-format (json, text)",
-    "TRACKER_LOG_LEVEL": "the default of --log-level (debug, info, warning, error)",
-}
-"""Every variable the tracker reads, with what it sets: `Settings.from_env` reads them, but the two TRACKER_LOG_
-ones, which `tracker.cli` reads. Each command's `--help` lists those it uses."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,22 +90,12 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
-        return cls(
-            database_url=env.get("TRACKER_DATABASE_URL") or None,
-            data_dir=Path(env.get("TRACKER_DATA_DIR") or ".tracker"),
-            webhook_secrets=variable(env, "TRACKER_WEBHOOK_SECRET", (), signing_secrets),
-            api_token=env.get("TRACKER_API_TOKEN") or None,
-            scoped_tokens=parse_scoped_tokens(env.get("TRACKER_API_TOKENS", "")),
-            kinesis_streams=tuple(s.strip() for s in env.get("TRACKER_KINESIS_STREAMS", "").split(",") if s.strip()),
-            kinesis_lease_seconds=variable(env, "TRACKER_KINESIS_LEASE_SECONDS", 10.0, positive_seconds),
-            kinesis_poll_interval=variable(env, "TRACKER_KINESIS_POLL_INTERVAL", 1.0, positive_seconds),
-            aws_region=env.get("AWS_REGION") or None,
-            config_url_allow=tuple(s.strip() for s in env.get("TRACKER_CONFIG_URL_ALLOW", "").split(",") if s.strip()),
-            config_fetch_give_up=variable(env, "TRACKER_CONFIG_FETCH_GIVE_UP", 3600.0, positive_seconds),
-            max_pending=variable(env, "TRACKER_MAX_PENDING", 2_000, positive_count),
-            max_change_streams=variable(env, "TRACKER_MAX_CHANGE_STREAMS", 500, positive_count),
-            rebuild_workers=variable(env, "TRACKER_REBUILD_WORKERS", _CORES_UP_TO_FOUR, positive_count),
-        )
+        """Settings from the variables of ENVIRONMENT; an unset or empty one keeps the field's default."""
+        values = {read.field: variable(env, read.name, _UNSET, read.parse) for read in ENVIRONMENT if read.field}
+        return cls(**{name: value for name, value in values.items() if value is not _UNSET})
+
+
+_UNSET: Any = object()
 
 
 def parse_scoped_tokens(text: str) -> dict[str, frozenset[str]]:
@@ -139,10 +106,10 @@ def parse_scoped_tokens(text: str) -> dict[str, frozenset[str]]:
         token, _, projects = entry.rpartition("=")
         chosen = frozenset(project for project in projects.split(",") if project)
         if not token or not chosen:
-            msg = f"TRACKER_API_TOKENS: entry {number} is not token=projectId[,projectId...]"
+            msg = f"entry {number} is not token=projectId[,projectId...]"
             raise ValueError(msg)
         if token in scoped:
-            msg = f"TRACKER_API_TOKENS: entry {number} repeats the token of an earlier entry"
+            msg = f"entry {number} repeats the token of an earlier entry"
             raise ValueError(msg)
         scoped[token] = chosen
     return scoped
@@ -207,3 +174,69 @@ def _is_base64(key: str) -> bool:
         return bool(base64.b64decode(key + "=" * (-len(key) % 4), validate=True))
     except binascii.Error:
         return False
+
+
+def _text(text: str) -> str:
+    return text
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    """One environment variable: the Settings field it sets, how its text is read, and what it means."""
+
+    name: str
+    field: str | None
+    """None: read outside Settings (the defaults of the log options)."""
+    parse: Callable[[str], Any] = _text
+    meaning: str = ""
+    default: str | None = None
+    """How the default reads in `--help`, where the field's own value would not say it well."""
+
+    def describe(self) -> str:
+        """The meaning, with the default that applies when the variable is unset."""
+        default = self.default
+        if default is None and self.field is not None:
+            value = {field.name: field.default for field in fields(Settings)}[self.field]
+            if value not in (None, (), MISSING) and not isinstance(value, Mapping):
+                default = f"{value:g}" if isinstance(value, float) else str(value)
+        return f"{self.meaning} (default {default})" if default else self.meaning
+
+
+ENVIRONMENT = (
+    Variable("TRACKER_DATABASE_URL", "database_url", meaning="PostgreSQL URL; unset: an embedded server under"
+             " TRACKER_DATA_DIR"),
+    Variable("TRACKER_DATA_DIR", "data_dir", Path, "where the embedded PostgreSQL keeps its data", "./.tracker"),
+    Variable("TRACKER_WEBHOOK_SECRET", "webhook_secrets", signing_secrets, "Svix signing secrets (whsec_...),"
+             " space-separated; unset: signatures are not checked"),
+    Variable("TRACKER_API_TOKEN", "api_token", meaning="the bearer token the API and /metrics then require; it"
+             " sees every project"),
+    Variable("TRACKER_API_TOKENS", "scoped_tokens", parse_scoped_tokens, "tokens that see only some projects:"
+             " whitespace-separated token=projectId[,projectId...]"),
+    Variable("TRACKER_KINESIS_STREAMS", "kinesis_streams", _comma_list, "Kinesis streams to consume, comma-separated"),
+    Variable("TRACKER_KINESIS_LEASE_SECONDS", "kinesis_lease_seconds", positive_seconds, "seconds a shard lease"
+             " lasts unrenewed"),
+    Variable("TRACKER_KINESIS_POLL_INTERVAL", "kinesis_poll_interval", positive_seconds, "seconds between two reads"
+             " of a caught-up shard"),
+    Variable("AWS_REGION", "aws_region", meaning="the streams' region (else AWS_DEFAULT_REGION or the profile's);"
+             " credentials as botocore finds them"),
+    Variable("TRACKER_CONFIG_URL_ALLOW", "config_url_allow", _comma_list, "URL prefixes config fetches reach"
+             " without the https and public-address checks"),
+    Variable("TRACKER_CONFIG_FETCH_GIVE_UP", "config_fetch_give_up", positive_seconds, "seconds after a"
+             " notification's arrival when a failing config URL is given up"),
+    Variable("TRACKER_MAX_PENDING", "max_pending", positive_count, "notifications that may wait for a commit; past"
+             " it the webhook answers 503"),
+    Variable("TRACKER_MAX_CHANGE_STREAMS", "max_change_streams", positive_count, "GET /v1/changes streams one"
+             " process holds open; past it 503"),
+    Variable("TRACKER_REBUILD_WORKERS", "rebuild_workers", positive_count, "processes a rebuild of 100,000 events"
+             " or more replays in", "the cores, at most 4"),
+    Variable("TRACKER_LOG_FORMAT", None, meaning="the default of --log-format (json, text)"),
+    Variable("TRACKER_LOG_LEVEL", None, meaning="the default of --log-level (debug, info, warning, error)"),
+)  # fmt: skip
+"""Every variable the tracker reads, declared once: `Settings.from_env` and each command's `--help` derive
+from it (and tests/test_docs_configuration.py checks that docs/configuration.md lists each)."""
+VARIABLES = {variable.name: variable.describe() for variable in ENVIRONMENT}
+"""Each variable's name and what it sets, as `--help` shows them."""
