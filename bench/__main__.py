@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from bench import bulk_import, change_streams, database, health, kinesis, latency, query, rebuild, webhook
+from bench.harness import Load
 from bench.table import Row, render
 
 SCENARIOS = ("webhook", "import", "rebuild", "query", "latency", "health", "kinesis", "streams")
@@ -29,7 +30,7 @@ SCENARIOS = ("webhook", "import", "rebuild", "query", "latency", "health", "kine
 @dataclass(frozen=True, slots=True)
 class Plan:
     repetitions: int
-    load: webhook.Load
+    load: Load
     log: rebuild.Log
     fleet: health.Fleet
     file: bulk_import.File
@@ -41,25 +42,25 @@ class Plan:
 
 FULL = Plan(
     3,
-    webhook.Load(requests=20_000, warmup=1_000, time_limit=120),
+    Load(requests=20_000, warmup=1_000, time_limit=120),
     rebuild.Log(1_000_000, 100_000),
     health.Fleet(100_000, 10_000, requests=1_000, warmup=100),
     bulk_import.File(500_000, 50_000),
     query.Sizes(1_000, 1_000_000, requests=5_000, warmup=500),
     latency.Pace(1_000, seconds=30, warmup=2),
     kinesis.Stream(100_000, baseline_records=4_000),
-    change_streams.Streams(1_000, webhook.Load(requests=10_000, warmup=1_000, time_limit=60)),
+    change_streams.Streams(1_000, Load(requests=10_000, warmup=1_000, time_limit=60)),
 )
 QUICK = Plan(
     1,
-    webhook.Load(requests=2_000, warmup=200, time_limit=30),
+    Load(requests=2_000, warmup=200, time_limit=30),
     rebuild.Log(50_000, 5_000, library_events=1_000),  # the query scenario's large log too
     health.Fleet(10_000, 1_000, requests=200, warmup=50),
     bulk_import.File(20_000, 2_000),
     query.Sizes(1_000, 50_000, requests=1_000, warmup=200),
     latency.Pace(1_000, seconds=4, warmup=1),
     kinesis.Stream(10_000, baseline_records=400, time_limit=30),
-    change_streams.Streams(1_000, webhook.Load(requests=2_000, warmup=200, time_limit=30)),
+    change_streams.Streams(1_000, Load(requests=2_000, warmup=200, time_limit=30)),
 )
 
 

@@ -26,10 +26,10 @@ import orjson
 import uvloop
 
 from bench import bulk_log, database, profile
-from bench.children import PYTHON, child_env, run_to_end, spawn
 from bench.cpu import CpuMeter, find_postmaster
+from bench.harness import CheckError, command, interleaved, migrate, run_timed
 from bench.replay import peak_rss_mb
-from bench.stats import Spread
+from bench.stats import Spread, spread
 from bench.table import Row
 from tracker import Tracker
 from tracker.collector import tune_collector
@@ -44,10 +44,6 @@ _TIMEOUT = 1_800.0
 MODES = ("tracker", "copy", "log-copy")
 LOG_COLUMNS = ("stream_id", "version", "type", "topic", "payload", "raw", "metadata", "dedupe_key", "received_at")
 """What the log-copy baseline COPYs: every column the tracker writes (the position is the log's own)."""
-
-
-class ImportCheckError(AssertionError):
-    """An import that did not store every line once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +109,7 @@ async def raw_copy(url: str, path: Path) -> dict[str, Any]:
 
 async def log_copy(url: str, path: Path) -> dict[str, Any]:
     """COPY the rows a tracker run stored (`path`, binary COPY format) into the log of a fresh database."""
-    async with Tracker(Settings.from_env(), database_url=url, follow_projections=False):
-        pass  # the migrations: the log's table, its indexes and constraints
+    await migrate(url)  # the log's table, its indexes and constraints
     conn = await asyncpg.connect(url)
     try:
         started, cpu = time.perf_counter(), time.process_time()
@@ -137,42 +132,26 @@ async def save_log(url: str, path: Path) -> None:
 
 
 async def run_once(
-    mode: str, server_url: str, path: Path, file: File, *, work_dir: Path, index: int, profile_dir: Path | None
+    mode: str, server_url: str, path: Path, file: File, *, work_dir: Path, repetition: int, profile_dir: Path | None
 ) -> Run:
     """One timed import on a fresh database; with `profile_dir`, the tracker's runs under py-spy."""
+    name = f"import-{mode}-{repetition}"
+    saved = work_dir / f"import-log-{repetition}.copy"
     async with database.throwaway_database(server_url) as url:
-        out = work_dir / f"import-{mode}-{index}.json"
-        source = work_dir / f"import-log-{index}.copy" if mode == "log-copy" else path
-        args = [
-            PYTHON,
-            "-m",
-            "bench.bulk_import",
-            mode,
-            "--file",
-            str(source),
-            "--database-url",
-            url,
-            "--out",
-            str(out),
-        ]
-        samples = (profile_dir or work_dir) / f"import-{index}.txt"
-        profiled = profile_dir is not None and mode == "tracker"
-        if profiled:
-            args = [*profile.record_command(samples), "--", *args]
+        out = work_dir / f"{name}.json"
+        argv = command("bench.bulk_import", mode, file=saved if mode == "log-copy" else path, database_url=url, out=out)
+        samples = profile.samples_path(profile_dir, f"import-{repetition}") if mode == "tracker" else None
         meter = CpuMeter(None, await find_postmaster(url))
         meter.start()
-        async with spawn(f"import-{mode}-{index}", args, child_env({}), work_dir) as child:
-            await run_to_end(child, _TIMEOUT)
+        result = await run_timed(name, argv, out, work_dir=work_dir, timeout=_TIMEOUT, samples=samples)
         _, database_cpu = meter.stop()
-        if profiled:
-            samples.with_suffix(".top.txt").write_text(profile.top_frames(samples))
-        run = Run(mode, file.lines, orjson.loads(out.read_bytes()), database_cpu)
+        run = Run(mode, file.lines, result, database_cpu)
         stored = await database.count_rows(url, BARE_TABLE if mode == "copy" else "events")
         if mode == "tracker":  # what the log-copy baseline of this repetition stores
-            await save_log(url, work_dir / f"import-log-{index}.copy")
+            await save_log(url, saved)
     if run.result["lines"] != file.lines or run.result["appended"] != file.lines or stored != file.lines:
-        msg = f"{mode}: {file.lines} lines in the file, report {run.result}, {stored} rows stored"
-        raise ImportCheckError(msg)
+        msg = f"import {mode}: {file.lines} lines in the file, report {run.result}, {stored} rows stored"
+        raise CheckError(msg)
     return run
 
 
@@ -182,23 +161,24 @@ async def measure(server_url: str, file: File, repetitions: int, work_dir: Path,
     write_file(path, file)
     size_mb = path.stat().st_size / 1e6
     print(f"  import: wrote {file.lines:,} lines ({size_mb:,.0f} MB) in {time.perf_counter() - started:.1f} s")
-    runs = []
-    for index in range(repetitions):
-        for mode in MODES:
-            run = await run_once(mode, server_url, path, file, work_dir=work_dir, index=index, profile_dir=profile_dir)
-            print(
-                f"  import {mode:<7} #{index + 1}: {run.per_second:8,.0f} lines/s"
-                f"  CPU {run.cpu_us_per_line:5.0f} us/line, PostgreSQL {run.database_us_per_line or 0:5.0f} us/line",
-                flush=True,
-            )
-            runs.append(run)
-    return runs
+
+    async def once(mode: str, repetition: int) -> Run:
+        return await run_once(
+            mode, server_url, path, file, work_dir=work_dir, repetition=repetition, profile_dir=profile_dir
+        )
+
+    def report(mode: str, repetition: int, run: Run) -> str:
+        return (
+            f"import {mode:<7} #{repetition}: {run.per_second:8,.0f} lines/s"
+            f"  CPU {run.cpu_us_per_line:5.0f} us/line, PostgreSQL {run.database_us_per_line or 0:5.0f} us/line"
+        )
+
+    return await interleaved(repetitions, MODES, once, report)
 
 
 def rows(runs: Sequence[Run], file: File) -> list[Row]:
-    def spread(mode: str, value: Callable[[Run], float | None]) -> Spread | None:
-        values = [v for run in runs if run.mode == mode and (v := value(run)) is not None]
-        return Spread.of(values) if values else None
+    def spread_of(mode: str, value: Callable[[Run], float | None]) -> Spread | None:
+        return spread(value(run) for run in runs if run.mode == mode)
 
     def rate(run: Run) -> float:
         return run.per_second
@@ -206,7 +186,7 @@ def rows(runs: Sequence[Run], file: File) -> list[Row]:
     def database_cpu(run: Run) -> float | None:
         return run.database_us_per_line
 
-    ours, theirs, floor = spread("tracker", rate), spread("copy", rate), spread("log-copy", rate)
+    ours, theirs, floor = spread_of("tracker", rate), spread_of("copy", rate), spread_of("log-copy", rate)
     assert ours is not None and theirs is not None and floor is not None  # every run has a rate
     baseline = "raw asyncpg COPY into a bare jsonb table"
     log_baseline = "COPY of the stored rows into the log's own table (its columns and indexes)"
@@ -227,15 +207,15 @@ def rows(runs: Sequence[Run], file: File) -> list[Row]:
         ),
         Row("import", f"notifications/s, {file.lines:,} NDJSON lines", ours, log_baseline, floor),
         *(
-            Row("import", measure, spread("tracker", value), baseline, spread("copy", value))
+            Row("import", measure, spread_of("tracker", value), baseline, spread_of("copy", value))
             for measure, value in context
         ),
         Row(
             "import",
             "PostgreSQL CPU us/line",
-            spread("tracker", database_cpu),
+            spread_of("tracker", database_cpu),
             log_baseline,
-            spread("log-copy", database_cpu),
+            spread_of("log-copy", database_cpu),
         ),
     ]
 

@@ -25,10 +25,10 @@ from typing import Any
 import orjson
 
 from bench import database, webhook
-from bench.children import LOOPBACK, PYTHON, Child, child_env, free_port, run_to_end, spawn, wait_listening
-from bench.cpu import CpuMeter, find_postmaster
+from bench.children import Child, child_env, spawn
+from bench.harness import CheckError, Load, command, drive, interleaved, new_secret, per_request_us, tracker_serve
 from bench.open_files import raise_open_files_limit
-from bench.stats import Spread
+from bench.stats import Spread, spread
 from bench.table import Row
 
 GOAL_RATIO = 0.9
@@ -40,14 +40,10 @@ _DESCRIPTORS_BESIDES = 1_024
 """File descriptors the bench's processes need besides one per stream at each end."""
 
 
-class StreamsCheckError(AssertionError):
-    """A stream that did not open, received a change, or a cap that did not refuse: the figures mean nothing."""
-
-
 @dataclass(frozen=True, slots=True)
 class Streams:
     clients: int
-    load: webhook.Load
+    load: Load
     """The webhook load each run sends."""
 
 
@@ -62,8 +58,7 @@ class Run:
     database_cpu_s: float | None
 
     def per_notification_us(self, seconds: float | None) -> float | None:
-        answered = self.load["ok_total"]
-        return None if seconds is None or not answered else seconds / answered * 1e6
+        return per_request_us(seconds, self.load["ok_total"])
 
 
 def summary(streams: Streams) -> str:
@@ -76,55 +71,58 @@ def _enough_descriptors(clients: int) -> None:
     wanted = 2 * clients + _DESCRIPTORS_BESIDES
     if (hard := raise_open_files_limit(wanted)) is not None:
         msg = f"{clients:,} streams need {wanted:,} open files; the hard limit is {hard:,} (ulimit -Hn)"
-        raise StreamsCheckError(msg)
+        raise CheckError(msg)
 
 
-async def run_once(server_url: str, streams: Streams, clients: int, *, work_dir: Path, index: int) -> Run:
+async def run_once(server_url: str, streams: Streams, clients: int, *, work_dir: Path, repetition: int) -> Run:
     """`tracker serve` on a fresh database, `clients` idle streams on it, then the webhook load."""
-    secret, port = webhook.new_secret(), free_port()
+    secret = new_secret()
     tokens = [secrets.token_hex(16), secrets.token_hex(16)]
     scoped = f"{tokens[0]}={IDLE_PROJECTS[0]} {tokens[1]}={','.join(IDLE_PROJECTS[1:])}"
-    name = f"streams-{clients}-{index}"
+    name = f"streams-{clients}-{repetition}"
     async with database.throwaway_database(server_url) as url:
-        env = child_env({
-            "TRACKER_DATABASE_URL": url, "TRACKER_WEBHOOK_SECRET": secret, "TRACKER_API_TOKEN": secrets.token_hex(16),
-            "TRACKER_API_TOKENS": scoped, "TRACKER_MAX_CHANGE_STREAMS": str(max(clients, 1)),
-        })  # fmt: skip
-        async with spawn(name, webhook.TRACKER.command(port, url), env, work_dir) as tracker:
-            await wait_listening(tracker, port)
+        settings = {
+            "TRACKER_API_TOKEN": secrets.token_hex(16),
+            "TRACKER_API_TOKENS": scoped,
+            "TRACKER_MAX_CHANGE_STREAMS": str(max(clients, 1)),
+        }
+        async with tracker_serve(name, url, work_dir, secret=secret, **settings) as tracker:
             async with contextlib.AsyncExitStack() as stack:
                 if clients:
-                    holder_args = _holder(f"http://{LOOPBACK}:{port}/v1/changes", tokens, clients, work_dir / name)
+                    holder_args = _holder(f"{tracker.base}/v1/changes", tokens, clients, work_dir / name)
                     holder = await stack.enter_async_context(
                         spawn(f"{name}-holder", holder_args, child_env({}), work_dir)
                     )
                     await _wait_ready(holder, work_dir / f"{name}.ready", timeout=60 + clients / 20)
-                meter = CpuMeter(tracker.pid, await find_postmaster(url))
                 out = work_dir / f"{name}-load.json"
-                generator = webhook._generator(
-                    f"http://{LOOPBACK}:{port}/webhooks/ampersand", secret, streams.load, out
+                driven = await drive(
+                    tracker,
+                    f"{name}-loadgen",
+                    streams.load.command(tracker.webhook, secret, out),
+                    out,
+                    work_dir=work_dir,
+                    timeout=streams.load.time_limit + 120,
+                    database_url=url,
                 )
-                meter.start()
-                async with spawn(f"{name}-loadgen", generator, child_env({}), work_dir) as sender:
-                    await run_to_end(sender, streams.load.time_limit + 120)
-                server_cpu, database_cpu = meter.stop()
             if clients and holder.process.returncode != 0:  # SIGTERMed on leaving: it writes what it saw, exits 0
                 raise holder.failure(f"exited with {holder.process.returncode}")
-            if tracker.process.returncode is not None:
-                raise tracker.failure("died during the run")
-            result: dict[str, Any] = orjson.loads(out.read_bytes())
-            await webhook._check(webhook.TRACKER, url, result)
+            tracker.check_alive()
+            await webhook.check_stored(webhook.TRACKER, url, driven.result)
     held = orjson.loads((work_dir / f"{name}.held.json").read_bytes()) if clients else None
     _check_held(clients, held)
-    return Run(clients, result, held, server_cpu, database_cpu)
+    return Run(clients, driven.result, held, driven.server_cpu_s, driven.database_cpu_s)
 
 
 def _holder(url: str, tokens: list[str], clients: int, prefix: Path) -> list[str]:
     """The holder's command line: its files are `prefix` and a suffix."""
-    return [
-        PYTHON, "-m", "bench.idle_streams", "--url", url, "--tokens", ",".join(tokens), "--streams", str(clients),
-        "--ready", f"{prefix}.ready", "--out", f"{prefix}.held.json",
-    ]  # fmt: skip
+    return command(
+        "bench.idle_streams",
+        url=url,
+        tokens=",".join(tokens),
+        streams=clients,
+        ready=f"{prefix}.ready",
+        out=f"{prefix}.held.json",
+    )
 
 
 async def _wait_ready(holder: Child, ready: Path, timeout: float) -> None:
@@ -150,30 +148,33 @@ def _check_held(clients: int, held: dict[str, Any] | None) -> None:
     if held["beyond_cap"] != 503 or not held["beyond_cap_retry_after"]:
         problems.append(f"a stream past the cap got {held['beyond_cap']}, Retry-After {held['beyond_cap_retry_after']}")
     if problems:
-        raise StreamsCheckError("; ".join(problems))
+        raise CheckError("; ".join(problems))
 
 
 async def measure(server_url: str, streams: Streams, repetitions: int, work_dir: Path) -> list[Run]:
     _enough_descriptors(streams.clients)
-    runs = []
-    for index in range(repetitions):
-        for clients in (0, streams.clients):
-            run = await run_once(server_url, streams, clients, work_dir=work_dir, index=index)
-            load = run.load
-            opened = f", streams opened in {run.held['open_s']:.1f} s" if run.held else ""
-            print(
-                f"  streams {clients:>5,} idle #{index + 1}: {load['per_second']:8,.0f}/s  p99 {load['p99_ms']:6.1f} ms"
-                f"  generator CPU {load['cpu_s']:.1f} s of {load['wall_s']:.1f} s{opened}",
-                flush=True,
-            )
-            runs.append(run)
-        with_streams, without = runs[-1].load, runs[-2].load
-        print(
-            f"  streams #{index + 1}: {with_streams['per_second'] / without['per_second']:.2f}x the throughput"
-            f" without them (goal >= {GOAL_RATIO}x), p99 {with_streams['p99_ms']:.1f} ms (goal < {GOAL_P99_MS:.0f} ms)",
-            flush=True,
+    without: dict[int, Run] = {}  # each repetition's run without streams, for the ratio after the one with them
+
+    async def once(clients: int, repetition: int) -> Run:
+        return await run_once(server_url, streams, clients, work_dir=work_dir, repetition=repetition)
+
+    def report(clients: int, repetition: int, run: Run) -> str:
+        load = run.load
+        opened = f", streams opened in {run.held['open_s']:.1f} s" if run.held else ""
+        line = (
+            f"streams {clients:>5,} idle #{repetition}: {load['per_second']:8,.0f}/s  p99 {load['p99_ms']:6.1f} ms"
+            f"  generator CPU {load['cpu_s']:.1f} s of {load['wall_s']:.1f} s{opened}"
         )
-    return runs
+        if not clients:
+            without[repetition] = run
+            return line
+        return (
+            f"{line}\n  streams #{repetition}: {load['per_second'] / without[repetition].load['per_second']:.2f}x the"
+            f" throughput without them (goal >= {GOAL_RATIO}x), p99 {load['p99_ms']:.1f} ms"
+            f" (goal < {GOAL_P99_MS:.0f} ms)"
+        )
+
+    return await interleaved(repetitions, (0, streams.clients), once, report)
 
 
 MEASURES: tuple[tuple[str, Callable[[Run], float | None], int], ...] = (
@@ -187,8 +188,7 @@ MEASURES: tuple[tuple[str, Callable[[Run], float | None], int], ...] = (
 
 
 def _spread(runs: Sequence[Run], clients: int, value: Callable[[Run], float | None]) -> Spread | None:
-    values = [v for run in runs if run.clients == clients and (v := value(run)) is not None]
-    return Spread.of(values) if values else None
+    return spread(value(run) for run in runs if run.clients == clients)
 
 
 def rows(runs: Sequence[Run], streams: Streams) -> list[Row]:

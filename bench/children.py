@@ -15,7 +15,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +36,22 @@ def free_port() -> int:
         probe.bind((LOOPBACK, 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def port_in(ports: range, taken: Collection[int] = ()) -> int:
+    """The first port of `ports` that is free now and not in `taken`: for work that keeps to a range agreed with
+    whoever else uses this machine."""
+    for port in ports:
+        if port in taken:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((LOOPBACK, port))
+            except OSError:
+                continue
+        return port
+    msg = f"no free port in {ports.start}-{ports.stop - 1}"
+    raise OSError(msg)
 
 
 def _die_with_parent() -> None:

@@ -10,17 +10,18 @@ import asyncpg
 import psutil  # type: ignore[import-untyped]  # (types-psutil is not a dependency)
 
 
-def _cpu(process: psutil.Process) -> float:
+def cpu_seconds(process: psutil.Process) -> float:
+    """User and system CPU seconds of the process so far."""
     times = process.cpu_times()
     return float(times.user + times.system)
 
 
 def _cpu_with_children(process: psutil.Process) -> float:
     """The server's CPU including its children (`tracker serve` folds projections in a child)."""
-    total = _cpu(process)
+    total = cpu_seconds(process)
     for child in process.children(recursive=True):
         try:
-            total += _cpu(child)
+            total += cpu_seconds(child)
         except psutil.Error:
             continue  # exited meanwhile
     return total
@@ -61,7 +62,7 @@ class CpuMeter:
         total = float(times.children_user + times.children_system)
         for process in [self._postmaster, *self._postmaster.children()]:
             try:
-                total += _cpu(process)
+                total += cpu_seconds(process)
             except psutil.Error:
                 continue  # exited meanwhile: counted as reaped from now on
         return total

@@ -18,12 +18,13 @@ EMBEDDED_DIR = Path(tempfile.gettempdir()) / "tracker-bench-postgres"
 """Kept between runs so only the first run pays for initdb; the server stops when the bench exits."""
 
 
-async def server_url() -> str:
-    """TRACKER_DATABASE_URL's server if set, else the embedded one (started, or joined if running)."""
+async def server_url(embedded_dir: Path = EMBEDDED_DIR) -> str:
+    """TRACKER_DATABASE_URL's server if set, else the embedded one in `embedded_dir` (started, or joined if
+    running)."""
     configured = os.environ.get("TRACKER_DATABASE_URL")
     if configured:
         return configured
-    return await start_embedded_postgres(EMBEDDED_DIR)
+    return await start_embedded_postgres(embedded_dir)
 
 
 def with_database(url: str, name: str) -> str:

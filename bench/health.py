@@ -27,12 +27,10 @@ import aiohttp
 import orjson
 
 from bench import payloads
-from bench.children import LOOPBACK, PYTHON, child_env, free_port, spawn, wait_listening
 from bench.cpu import CpuMeter, find_postmaster
-from bench.rebuild import embedded_tracker
-from bench.stats import Spread, percentile
+from bench.harness import CheckError, embedded_tracker, tracker_serve
+from bench.stats import Spread, percentile, spread
 from bench.table import Row
-from bench.webhook import new_secret
 from tracker import Tracker
 
 GOAL_P99_MS = 20.0
@@ -44,10 +42,6 @@ _WINDOW = 2_000
 _LOAD_TIMEOUT = 1_800.0
 _WALK_TIMEOUT = 300.0
 _CATCH_UP_TIMEOUT = 60.0
-
-
-class HealthCheckError(AssertionError):
-    """The fleet did not load as planned, a page answered wrongly, or a fan-out left a wrong status."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,17 +206,17 @@ async def _health_counts(tracker: Tracker, connection_id: str | None = None) -> 
 async def _check_loaded(tracker: Tracker, fleet: Fleet, events: int) -> None:
     stored = await tracker.pool.fetchval("SELECT count(*) FROM events")
     if stored != events:
-        msg = f"loaded {stored} events, expected {events}"
-        raise HealthCheckError(msg)
+        msg = f"health: loaded {stored} events, expected {events}"
+        raise CheckError(msg)
     counts = await _health_counts(tracker)
     if counts != fleet.expected():
-        msg = f"installations by health {counts}, expected {fleet.expected()}"
-        raise HealthCheckError(msg)
+        msg = f"health: installations by health {counts}, expected {fleet.expected()}"
+        raise CheckError(msg)
     for connection_id, expected in ((FAN_OUT, fleet.fan_out), (SINGLE, 1)):
         on_it = sum((await _health_counts(tracker, connection_id)).values())
         if on_it != expected:
-            msg = f"{on_it} installations on {connection_id}, expected {expected}"
-            raise HealthCheckError(msg)
+            msg = f"health: {on_it} installations on {connection_id}, expected {expected}"
+            raise CheckError(msg)
 
 
 async def _walk(
@@ -244,20 +238,20 @@ async def _walk(
             body = await response.read()
         latencies.append(time.perf_counter() - started)
         if response.status != 200:
-            msg = f"{query.name}: answered {response.status}: {body[:300]!r}"
-            raise HealthCheckError(msg)
+            msg = f"health: {query.name}: answered {response.status}: {body[:300]!r}"
+            raise CheckError(msg)
         page = orjson.loads(body)
         items = page["items"]
         wrong = [item["installationId"] for item in items if query.health and item["health"]["status"] != query.health]
         if wrong or (page["nextCursor"] and len(items) != PAGE):
-            msg = f"{query.name}: a page of {len(items)} items, these with another health: {wrong[:5]}"
-            raise HealthCheckError(msg)
+            msg = f"health: {query.name}: a page of {len(items)} items, these with another health: {wrong[:5]}"
+            raise CheckError(msg)
         seen += len(items)
         cursor = page["nextCursor"]
         if cursor is None:  # a whole walk: wrap around to the first page
             if seen != expected_total:
-                msg = f"{query.name}: a walk over all pages served {seen} installations, expected {expected_total}"
-                raise HealthCheckError(msg)
+                msg = f"health: {query.name}: a walk over all pages served {seen} installations, not {expected_total}"
+                raise CheckError(msg)
             seen = 0
     client_cpu = time.process_time() - client_cpu
     server_cpu, database_cpu = meter.stop()
@@ -293,11 +287,11 @@ async def _fan_out(tracker: Tracker, fleet: Fleet, connection_id: str, repetitio
         timings.append(await _timed_catch_up(tracker))
         after = await _health_counts(tracker, connection_id)
         if after != expected:
-            msg = f"after {kind} on {connection_id}, its installations read {after}, expected {expected}"
-            raise HealthCheckError(msg)
+            msg = f"health: after {kind} on {connection_id}, its installations read {after}, expected {expected}"
+            raise CheckError(msg)
     if (counts := await _health_counts(tracker)) != fleet.expected():
-        msg = f"after the fan-out on {connection_id}, installations by health {counts}, expected {fleet.expected()}"
-        raise HealthCheckError(msg)
+        msg = f"health: after the fan-out on {connection_id}, installations by health {counts}, not {fleet.expected()}"
+        raise CheckError(msg)
     return FanOut(connection_id, installations, repetition, *timings)
 
 
@@ -314,18 +308,12 @@ async def measure(url: str, fleet: Fleet, repetitions: int, work_dir: Path) -> R
         await _fan_out(tracker, fleet, SINGLE, repetition=0)  # warm-up: the pool's statements and plans
         latencies: list[Latency] = []
         fan_outs: list[FanOut] = []
-        port = free_port()
-        command = [PYTHON, "-m", "tracker", "serve", "--host", LOOPBACK, "--port", str(port), "--projections", "none"]
-        env = child_env({"TRACKER_DATABASE_URL": url, "TRACKER_WEBHOOK_SECRET": new_secret()})
-        async with spawn("health-serve", command, env, work_dir) as child:
-            await wait_listening(child, port)
-            meter = CpuMeter(child.pid, await find_postmaster(url))
-            timeout = aiohttp.ClientTimeout(total=10)
-            base = f"http://{LOOPBACK}:{port}"
-            async with aiohttp.ClientSession(timeout=timeout) as session:
+        async with tracker_serve("health-serve", url, work_dir, "--projections", "none") as server:
+            meter = CpuMeter(server.child.pid, await find_postmaster(url))
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
                 for repetition in range(1, repetitions + 1):
                     for query in QUERIES:
-                        walk = _walk(session, base, query, fleet, meter=meter, repetition=repetition)
+                        walk = _walk(session, server.base, query, fleet, meter=meter, repetition=repetition)
                         latency = await asyncio.wait_for(walk, _WALK_TIMEOUT)
                         print(
                             f"  health {query.name:<18} #{repetition}: p50 {latency.p50_ms:5.1f} ms"
@@ -341,15 +329,13 @@ async def measure(url: str, fleet: Fleet, repetitions: int, work_dir: Path) -> R
                             flush=True,
                         )
                         fan_outs.append(fan_out)
-            if child.process.returncode is not None:
-                raise child.failure("died during the run")
+            server.check_alive()
     return Result(load_s, catch_up_s, events, latencies, fan_outs)
 
 
 def rows(result: Result, fleet: Fleet) -> list[Row]:
     def latency(query: Query, value: Callable[[Latency], float | None]) -> Spread | None:
-        values = [v for run in result.latencies if run.query == query.name and (v := value(run)) is not None]
-        return Spread.of(values) if values else None
+        return spread(value(run) for run in result.latencies if run.query == query.name)
 
     def fan_out(connection_id: str, value: Callable[[FanOut], float]) -> Spread:
         return Spread.of([value(run) for run in result.fan_outs if run.connection == connection_id])

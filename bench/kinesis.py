@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import socket
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass
@@ -28,12 +27,11 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
 from bench import database, payloads
-from bench.children import LOOPBACK, PYTHON, Child, child_env, spawn, wait_listening
-from bench.cpu import CpuMeter, find_postmaster
-from bench.stats import Spread
+from bench.children import LOOPBACK, Child, child_env, port_in, spawn
+from bench.cpu import CpuMeter, cpu_seconds, find_postmaster
+from bench.harness import CheckError, command, embedded_tracker, interleaved, listening, migrate
+from bench.stats import Spread, spread
 from bench.table import Row
-from bench.webhook import new_secret
-from tracker import Settings, Tracker
 from tracker.ingest.kinesis_records import KinesisRecord, convert
 from tracker.store.quarantine import Refused
 
@@ -45,10 +43,6 @@ PORTS = range(18150, 18200)
 REGION = "us-east-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
 """Fake: moto takes any."""
-
-
-class KinesisCheckError(AssertionError):
-    """A run that stored the wrong records: its figures would mean nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,18 +77,6 @@ def summary(stream: Stream) -> str:
     )
 
 
-def _free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as probe:
-            try:
-                probe.bind((LOOPBACK, port))
-            except OSError:
-                continue
-            return port
-    msg = f"no free port in {PORTS.start}-{PORTS.stop - 1}"
-    raise OSError(msg)
-
-
 @dataclass(frozen=True, slots=True)
 class Source:
     """The moto server and the filled stream that every run reads from the start."""
@@ -104,11 +86,6 @@ class Source:
     last: dict[str, str]
     """Each shard's last sequence number: a consumer has read everything when its checkpoints are these."""
     moto: psutil.Process
-
-
-def _cpu(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system)
 
 
 @contextlib.asynccontextmanager
@@ -147,8 +124,8 @@ async def fill(client: Any, name: str, count: int) -> dict[str, str]:
             StreamName=name, Records=[{"Data": data, "PartitionKey": key} for key, data in batch]
         )
         if answer.get("FailedRecordCount"):
-            msg = f"moto refused {answer['FailedRecordCount']} records"
-            raise KinesisCheckError(msg)
+            msg = f"kinesis: moto refused {answer['FailedRecordCount']} records"
+            raise CheckError(msg)
         for entry in answer["Records"]:
             last[entry["ShardId"]] = entry["SequenceNumber"]
     return last
@@ -173,13 +150,13 @@ async def ceiling(client: Any, source: Source, count: int) -> Run:
             read += len(page["Records"])
             iterator = page["NextShardIterator"]
 
-    cpu_before, started = _cpu(source.moto), time.perf_counter()
+    cpu_before, started = cpu_seconds(source.moto), time.perf_counter()
     read = sum(await asyncio.gather(*(drain(shard_id) for shard_id in await _shard_ids(client, source.stream))))
     seconds = time.perf_counter() - started
     if read != count:
-        msg = f"GetRecords returned {read} records, the stream holds {count}"
-        raise KinesisCheckError(msg)
-    return Run("ceiling", read, seconds, None, None, _cpu(source.moto) - cpu_before)
+        msg = f"kinesis: GetRecords returned {read} records, the stream holds {count}"
+        raise CheckError(msg)
+    return Run("ceiling", read, seconds, None, None, cpu_seconds(source.moto) - cpu_before)
 
 
 async def _checkpoints(conn: asyncpg.Connection, name: str) -> dict[str, str | None]:
@@ -191,8 +168,7 @@ async def _checkpoints(conn: asyncpg.Connection, name: str) -> dict[str, str | N
 
 async def tracker_run(url: str, source: Source, stream: Stream, work_dir: Path) -> Run:
     """`tracker consume` from the first lease it takes to the last checkpoint, in a fresh database."""
-    async with embedded_tracker(url):
-        pass  # migrated before the child starts, so its start-up is not timed
+    await migrate(url)  # before the child starts, so its start-up is not timed
     env = child_env(
         {
             **CREDENTIALS,
@@ -204,27 +180,27 @@ async def tracker_run(url: str, source: Source, stream: Stream, work_dir: Path) 
     )
     conn = await asyncpg.connect(url)
     try:
-        async with spawn("kinesis-consume", [PYTHON, "-m", "tracker", "consume"], env, work_dir) as child:
+        async with spawn("kinesis-consume", command("tracker", "consume"), env, work_dir) as child:
             meter = CpuMeter(child.pid, await find_postmaster(url))
             deadline = time.monotonic() + stream.time_limit
             while not await _checkpoints(conn, source.stream):  # the first lease taken
                 _alive(child, deadline)
                 await asyncio.sleep(0.005)
             meter.start()
-            moto_before, started = _cpu(source.moto), time.perf_counter()
+            moto_before, started = cpu_seconds(source.moto), time.perf_counter()
             while await _checkpoints(conn, source.stream) != source.last:
                 _alive(child, deadline)
                 await asyncio.sleep(0.02)
             seconds = time.perf_counter() - started
             consumer_cpu, postgres_cpu = meter.stop()
-            moto_cpu = _cpu(source.moto) - moto_before
+            moto_cpu = cpu_seconds(source.moto) - moto_before
         stored = int(await conn.fetchval("SELECT count(*) FROM events"))
         distinct = int(await conn.fetchval("SELECT count(DISTINCT dedupe_key) FROM events"))
     finally:
         await conn.close()
     if stored != stream.records or distinct != stream.records:
-        msg = f"the tracker stored {stored} events ({distinct} distinct) of {stream.records} records"
-        raise KinesisCheckError(msg)
+        msg = f"kinesis: the tracker stored {stored} events ({distinct} distinct) of {stream.records} records"
+        raise CheckError(msg)
     return Run("tracker", stored, seconds, consumer_cpu, postgres_cpu, moto_cpu)
 
 
@@ -233,10 +209,6 @@ def _alive(child: Child, deadline: float) -> None:
         raise child.failure(f"exited with {child.process.returncode}")
     if time.monotonic() > deadline:
         raise child.failure("did not store every record in time")
-
-
-def embedded_tracker(url: str) -> Tracker:
-    return Tracker(Settings(database_url=url, webhook_secrets=(new_secret(),)), follow_projections=False)
 
 
 async def baseline_run(url: str, client: Any, source: Source, stream: Stream) -> Run:
@@ -257,8 +229,8 @@ async def baseline_run(url: str, client: Any, source: Source, stream: Stream) ->
                     record = KinesisRecord.from_response(name, shard_id, raw)
                     outcome = convert(record, datetime.now(UTC), event_log.mapper)
                     if isinstance(outcome, Refused):
-                        msg = f"the baseline refused a record: {outcome.reason}"
-                        raise KinesisCheckError(msg)
+                        msg = f"kinesis: the baseline refused a record: {outcome.reason}"
+                        raise CheckError(msg)
                     event, stored_event = outcome
                     async with pool.acquire() as conn, conn.transaction():
                         await event_log.append_on(conn, [event], [stored_event])
@@ -274,48 +246,47 @@ async def baseline_run(url: str, client: Any, source: Source, stream: Stream) ->
                 iterator = page["NextShardIterator"]
             return stored
 
-        moto_before, started = _cpu(source.moto), time.perf_counter()
+        moto_before, started = cpu_seconds(source.moto), time.perf_counter()
         stored = sum(await asyncio.gather(*(consume(shard_id) for shard_id in await _shard_ids(client, name))))
         seconds = time.perf_counter() - started
-        moto_cpu = _cpu(source.moto) - moto_before
+        moto_cpu = cpu_seconds(source.moto) - moto_before
         if await tracker.event_log.count() != stored:
-            msg = f"the baseline stored {await tracker.event_log.count()} events, it appended {stored}"
-            raise KinesisCheckError(msg)
+            msg = f"kinesis: the baseline stored {await tracker.event_log.count()} events, it appended {stored}"
+            raise CheckError(msg)
     return Run("baseline", stored, seconds, None, None, moto_cpu)
 
 
 async def measure(server: str, stream: Stream, repetitions: int, work_dir: Path) -> list[Run]:
-    port = _free_port()
-    endpoint = f"http://{LOOPBACK}:{port}"
-    args = [PYTHON, "-m", "bench.moto_server", "--host", LOOPBACK, "--port", str(port)]
     name = f"bench-{random.randrange(16**8):08x}"
-    runs: list[Run] = []
-    async with spawn("moto", args, child_env({}), work_dir) as moto_child, _client(endpoint) as client:
-        await wait_listening(moto_child, port)
+    moto_server = listening(
+        "moto",
+        lambda port: command("bench.moto_server", host=LOOPBACK, port=port),
+        child_env({}),
+        work_dir,
+        port=port_in(PORTS),
+    )
+    async with moto_server as moto, _client(moto.base) as client:
         started = time.perf_counter()
-        source = Source(endpoint, name, await fill(client, name, stream.records), psutil.Process(moto_child.pid))
+        last = await fill(client, name, stream.records)
+        source = Source(moto.base, name, last, psutil.Process(moto.child.pid))
         print(f"  kinesis: put {stream.records:,} records in {time.perf_counter() - started:.1f} s", flush=True)
-        for index in range(repetitions):
-            run = await ceiling(client, source, stream.records)
-            _report(run, index)
-            runs.append(run)
+
+        async def once(mode: str, _: int) -> Run:
+            if mode == "ceiling":
+                return await ceiling(client, source, stream.records)
             async with database.throwaway_database(server) as url:
-                run = await tracker_run(url, source, stream, work_dir)
-            _report(run, index)
-            runs.append(run)
-            async with database.throwaway_database(server) as url:
-                run = await baseline_run(url, client, source, stream)
-            _report(run, index)
-            runs.append(run)
-    return runs
+                if mode == "tracker":
+                    return await tracker_run(url, source, stream, work_dir)
+                return await baseline_run(url, client, source, stream)
+
+        return await interleaved(repetitions, ("ceiling", "tracker", "baseline"), once, _report)
 
 
-def _report(run: Run, index: int) -> None:
+def _report(mode: str, repetition: int, run: Run) -> str:
     extra = f"  consumer CPU {_micros(run.consumer_cpu, run.records)} us/record" if run.consumer_cpu else ""
-    print(
-        f"  kinesis {run.mode:<8} #{index + 1}: {run.per_second:8,.0f} records/s over {run.records:,}"
-        f"  moto CPU {_micros(run.moto_cpu, run.records)} us/record{extra}",
-        flush=True,
+    return (
+        f"kinesis {mode:<8} #{repetition}: {run.per_second:8,.0f} records/s over {run.records:,}"
+        f"  moto CPU {_micros(run.moto_cpu, run.records)} us/record{extra}"
     )
 
 
@@ -324,16 +295,16 @@ def _micros(seconds: float | None, records: int) -> str:
 
 
 def rows(runs: Sequence[Run], stream: Stream) -> list[Row]:
-    def spread(mode: str, value: str = "rate") -> Spread | None:
-        chosen = [run for run in runs if run.mode == mode]
-        values = [
-            run.per_second if value == "rate" else getattr(run, value) / run.records * 1e6
-            for run in chosen
-            if value == "rate" or getattr(run, value) is not None
-        ]
-        return Spread.of(values) if values else None
+    def spread_of(mode: str, value: str = "rate") -> Spread | None:
+        def figure(run: Run) -> float | None:
+            if value == "rate":
+                return run.per_second
+            seconds: float | None = getattr(run, value)
+            return None if seconds is None else seconds / run.records * 1e6
 
-    ours, baseline, ceiling_rate = spread("tracker"), spread("baseline"), spread("ceiling")
+        return spread(figure(run) for run in runs if run.mode == mode)
+
+    ours, baseline, ceiling_rate = spread_of("tracker"), spread_of("baseline"), spread_of("ceiling")
     assert ours is not None and baseline is not None and ceiling_rate is not None
     per_transaction = f"1 record per transaction ({stream.baseline_records:,} records)"
     bound = "moto GetRecords alone, nothing stored"
@@ -356,9 +327,9 @@ def rows(runs: Sequence[Run], stream: Stream) -> list[Row]:
             f">= {GOAL_PER_SECOND:,}/s",
             ours.median >= GOAL_PER_SECOND,
         ),
-        Row("kinesis", "moto CPU us/record", spread("tracker", "moto_cpu"), bound, spread("ceiling", "moto_cpu")),
-        Row("kinesis", "consumer CPU us/record (tracker consume)", spread("tracker", "consumer_cpu"), "", None),
-        Row("kinesis", "PostgreSQL CPU us/record", spread("tracker", "postgres_cpu"), "", None),
+        Row("kinesis", "moto CPU us/record", spread_of("tracker", "moto_cpu"), bound, spread_of("ceiling", "moto_cpu")),
+        Row("kinesis", "consumer CPU us/record (tracker consume)", spread_of("tracker", "consumer_cpu"), "", None),
+        Row("kinesis", "PostgreSQL CPU us/record", spread_of("tracker", "postgres_cpu"), "", None),
     ]
 
 

@@ -10,27 +10,26 @@ must show the notification.
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from bench import database, profile
-from bench.children import LOOPBACK, PYTHON, child_env, free_port, run_to_end, spawn, wait_listening
-from bench.cpu import CpuMeter, find_postmaster
-from bench.stats import Spread
+from bench.harness import (
+    CheckError,
+    check_answers,
+    command,
+    drive,
+    interleaved,
+    new_secret,
+    per_request_us,
+    tracker_serve,
+)
+from bench.stats import Spread, spread
 from bench.table import Row
-from bench.webhook import new_secret
 
 GOAL_P99_MS = 100.0
-
-
-class LatencyCheckError(AssertionError):
-    """A notification refused, lost, never visible, or a sampled read that did not show it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,88 +56,79 @@ class Run:
 
 async def run_once(server_url: str, pace: Pace, *, work_dir: Path, repetition: int, profile_dir: Path | None) -> Run:
     """One paced run on a fresh database; with `profile_dir`, py-spy samples the tracker meanwhile."""
-    secret, port = new_secret(), free_port()
+    secret = new_secret()
     async with database.throwaway_database(server_url) as url:
-        command = [PYTHON, "-m", "tracker", "serve", "--host", LOOPBACK, "--port", str(port), "--projections", "inline"]
-        env = child_env({"TRACKER_DATABASE_URL": url, "TRACKER_WEBHOOK_SECRET": secret})
-        async with spawn(f"latency-serve-{repetition}", command, env, work_dir) as child:
-            await wait_listening(child, port)
+        serving = tracker_serve(f"latency-serve-{repetition}", url, work_dir, "--projections", "inline", secret=secret)
+        async with serving as server:
             out = work_dir / f"latency-{repetition}.json"
-            options = {
-                "--url": f"http://{LOOPBACK}:{port}",
-                "--secret": secret,
-                "--database-url": url,
-                "--out": str(out),
-                "--rate": str(pace.rate),
-                "--seconds": str(pace.seconds),
-                "--warmup": str(pace.warmup),
-                "--installations": str(pace.installations),
-                "--sample-every": str(pace.sample_every),
-                "--check-every": str(pace.check_every),
-            }
-            pacer = [PYTHON, "-m", "bench.pacer", *itertools.chain.from_iterable(options.items())]
-            meter = CpuMeter(child.pid, await find_postmaster(url))
-            samples = (profile_dir or work_dir) / f"latency-tracker-{repetition}.txt"
-            async with contextlib.AsyncExitStack() as stack:
-                if profile_dir is not None:
-                    await stack.enter_async_context(profile.attached(child.pid, samples, work_dir / "py-spy.log"))
-                meter.start()
-                async with spawn(f"pacer-{repetition}", pacer, child_env({}), work_dir) as sender:
-                    await run_to_end(sender, pace.warmup + pace.seconds + 180)
-                server_cpu, database_cpu = meter.stop()
-            if profile_dir is not None:
-                samples.with_suffix(".top.txt").write_text(profile.top_frames(samples))
-            if child.process.returncode is not None:
-                raise child.failure("died during the run")
-        result: dict[str, Any] = orjson.loads(out.read_bytes())
+            pacer = command(
+                "bench.pacer",
+                url=server.base,
+                secret=secret,
+                database_url=url,
+                out=out,
+                rate=pace.rate,
+                seconds=pace.seconds,
+                warmup=pace.warmup,
+                installations=pace.installations,
+                sample_every=pace.sample_every,
+                check_every=pace.check_every,
+            )
+            driven = await drive(
+                server,
+                f"pacer-{repetition}",
+                pacer,
+                out,
+                work_dir=work_dir,
+                timeout=pace.warmup + pace.seconds + 180,
+                database_url=url,
+                samples=profile.samples_path(profile_dir, f"latency-tracker-{repetition}"),
+            )
         stored = await database.count_rows(url, "events")
-    _check(result, stored)
-    return Run(repetition, result, server_cpu, database_cpu)
+    _check(driven.result, stored)
+    return Run(repetition, driven.result, driven.server_cpu_s, driven.database_cpu_s)
 
 
 def _check(result: dict[str, Any], stored: int) -> None:
-    other = {code: n for code, n in result["statuses"].items() if code != "200"}
-    if other or result["errors"]:
-        msg = f"latency: answers other than 200: {other}, errors: {result['errors']}"
-        raise LatencyCheckError(msg)
+    """Every notification answered 200 and in the log, and every read showed its notification."""
+    check_answers("latency", result)
     if stored != result["sent"]:
         msg = f"latency: {result['sent']} notifications answered 200 but {stored} events in the log"
-        raise LatencyCheckError(msg)
+        raise CheckError(msg)
     if result["stale"] or not result["timed"] or not result["checked"]:
         msg = (
             f"latency: {result['stale']} reads did not show their notification; {result['timed']} timed,"
             f" {result['checked']} read back"
         )
-        raise LatencyCheckError(msg)
+        raise CheckError(msg)
 
 
 async def measure(server_url: str, pace: Pace, repetitions: int, work_dir: Path, profile_dir: Path | None) -> list[Run]:
-    runs = []
-    for repetition in range(1, repetitions + 1):
-        run = await run_once(server_url, pace, work_dir=work_dir, repetition=repetition, profile_dir=profile_dir)
+    async def once(pace: Pace, repetition: int) -> Run:
+        return await run_once(server_url, pace, work_dir=work_dir, repetition=repetition, profile_dir=profile_dir)
+
+    def report(_: Pace, repetition: int, run: Run) -> str:
         result = run.result
-        print(
-            f"  latency #{repetition}: visible p50 {result['visible_p50_ms']:6.1f} ms"
+        return (
+            f"latency #{repetition}: visible p50 {result['visible_p50_ms']:6.1f} ms"
             f"  p99 {result['visible_p99_ms']:6.1f} ms  (answered p99 {result['answered_p99_ms']:5.1f} ms,"
             f" sent at {result['achieved_rate']:,.0f}/s,"
-            f" late by {result['max_send_lag_ms']:.1f} ms at most)",
-            flush=True,
+            f" late by {result['max_send_lag_ms']:.1f} ms at most)"
         )
-        runs.append(run)
-    return runs
+
+    return await interleaved(repetitions, (pace,), once, report)
 
 
 def rows(runs: Sequence[Run], pace: Pace) -> list[Row]:
-    def spread(value: Callable[[Run], float | None]) -> Spread | None:
-        values = [v for run in runs if (v := value(run)) is not None]
-        return Spread.of(values) if values else None
+    def runs_of(value: Callable[[Run], float | None]) -> Spread | None:
+        return spread(value(run) for run in runs)
 
     def per_notification(seconds: float | None, run: Run) -> float | None:
-        return None if seconds is None else seconds / run.result["sent"] * 1e6
+        return per_request_us(seconds, run.result["sent"])
 
     api = f"the same, read through GET ?minPosition= (1 in {pace.sample_every:,})"
     at = f"at {pace.rate:,.0f}/s for {pace.seconds:,.0f} s"
-    visible_p99 = spread(lambda r: r.result["visible_p99_ms"])
+    visible_p99 = runs_of(lambda r: r.result["visible_p99_ms"])
     met = None if visible_p99 is None else visible_p99.median < GOAL_P99_MS
     context: tuple[tuple[str, Callable[[Run], float | None], int], ...] = (
         ("webhook answered p99 ms (same run)", lambda r: r.result["answered_p99_ms"], 1),
@@ -152,9 +142,9 @@ def rows(runs: Sequence[Run], pace: Pace) -> list[Row]:
         Row(
             "latency",
             f"notification to visible p50 ms, {at}",
-            spread(lambda r: r.result["visible_p50_ms"]),
+            runs_of(lambda r: r.result["visible_p50_ms"]),
             api,
-            spread(lambda r: r.result["api_p50_ms"]),
+            runs_of(lambda r: r.result["api_p50_ms"]),
             digits=1,
         ),
         Row(
@@ -162,12 +152,12 @@ def rows(runs: Sequence[Run], pace: Pace) -> list[Row]:
             f"notification to visible p99 ms, {at}",
             visible_p99,
             api,
-            spread(lambda r: r.result["api_p99_ms"]),
+            runs_of(lambda r: r.result["api_p99_ms"]),
             f"p99 < {GOAL_P99_MS:.0f} ms",
             met,
             digits=1,
         ),
-        *(Row("latency", measure, spread(value), "", None, digits=digits) for measure, value, digits in context),
+        *(Row("latency", measure, runs_of(value), "", None, digits=digits) for measure, value, digits in context),
     ]
 
 

@@ -34,14 +34,34 @@ def py_spy() -> str:
     return found
 
 
+def samples_path(profile_dir: Path | None, name: str) -> Path | None:
+    """Where a profiled run's raw samples go (`--profile DIR`), None when the run is not profiled."""
+    return None if profile_dir is None else profile_dir / f"{name}.txt"
+
+
 def record_command(out: Path) -> list[str]:
     """The prefix that runs a command under py-spy: `[*record_command(out), "--", *argv]`."""
     return [py_spy(), "record", "--rate", str(RATE), "--nonblocking", "--format", "raw", "--output", str(out)]
 
 
+def recorded(argv: list[str], out: Path | None) -> list[str]:
+    """`argv` under py-spy, sampled into `out`; `argv` itself when `out` is None."""
+    return argv if out is None else [*record_command(out), "--", *argv]
+
+
+def summarise(out: Path | None) -> None:
+    """Write the top frames of the samples in `out` beside them (`*.top.txt`); nothing when `out` is None."""
+    if out is not None:
+        out.with_suffix(".top.txt").write_text(top_frames(out))
+
+
 @contextlib.asynccontextmanager
-async def attached(pid: int, out: Path, log: Path) -> AsyncIterator[None]:
-    """Sample process `pid` for the duration of the block; SIGINT makes py-spy write `out`."""
+async def attached(pid: int, out: Path | None, log: Path) -> AsyncIterator[None]:
+    """Sample process `pid` into `out` for the duration of the block, then summarise the samples; nothing
+    when `out` is None. SIGINT makes py-spy write `out`."""
+    if out is None:
+        yield
+        return
     with log.open("wb") as sink:
         spy = await asyncio.create_subprocess_exec(
             *record_command(out),
@@ -61,6 +81,7 @@ async def attached(pid: int, out: Path, log: Path) -> AsyncIterator[None]:
             except TimeoutError:
                 spy.kill()
                 await spy.wait()
+    summarise(out)
 
 
 def top_frames(raw: Path, count: int = 25) -> str:

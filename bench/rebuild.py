@@ -15,25 +15,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from bench import bulk_log, payloads, profile
-from bench.children import PYTHON, child_env, run_to_end, spawn
+from bench.harness import CheckError, command, embedded_tracker, interleaved, migrate, run_timed
 from bench.stats import Spread
 from bench.table import Row
-from bench.webhook import new_secret
-from tracker import Tracker
-from tracker.settings import Settings
 
 GOAL_VS_RAW = 0.4
 GOAL_VS_LIBRARY = 40.0
 GOAL_RSS_MB = 300.0
 RSS_MEASURE = "peak RSS MB, the process and its workers"
+MODES = ("rebuild", "raw", "library")
 _REPLAY_TIMEOUT = 1_800.0
-
-
-class RebuildCheckError(AssertionError):
-    """The load, the rebuild or the raw read did not go through every event, or views are missing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,66 +49,56 @@ class Run:
         return float(self.events / self.result["seconds"])
 
 
-def embedded_tracker(url: str) -> Tracker:
-    """A tracker on `url` that folds nothing by itself; from defaults, whatever TRACKER_* says here."""
-    # A secret, though no webhook is served: without one the tracker warns that signatures go unchecked.
-    return Tracker(Settings(database_url=url, webhook_secrets=(new_secret(),)), follow_projections=False)
-
-
 async def load(url: str, log: Log) -> float:
     """Migrate the empty database, COPY the log in; return the seconds it took."""
     started = time.perf_counter()
-    async with embedded_tracker(url):
-        pass  # starting applies the migrations
+    await migrate(url)
     await bulk_log.load(url, log.events, log.installations)
     return time.perf_counter() - started
 
 
-async def replay(mode: str, url: str, log: Log, *, work_dir: Path, index: int, profile_dir: Path | None) -> Run:
+async def replay(mode: str, url: str, log: Log, *, work_dir: Path, repetition: int, profile_dir: Path | None) -> Run:
     """Time one replay in a child process; with `profile_dir`, the tracker's rebuild runs under py-spy."""
-    out = work_dir / f"replay-{mode}-{index}.json"
-    args = [PYTHON, "-m", "bench.replay", mode, "--database-url", url, "--out", str(out)]
+    name = f"replay-{mode}-{repetition}"
+    out = work_dir / f"{name}.json"
     events = log.events
+    options: dict[str, float] = {}
     if mode == "library":
         events = min(log.library_events, log.events)
-        args += ["--events", str(events), "--timeout", str(_REPLAY_TIMEOUT)]
-    samples = (profile_dir or work_dir) / f"rebuild-{index}.txt"
-    profiled = profile_dir is not None and mode == "rebuild"
-    if profiled:
-        args = [*profile.record_command(samples), "--", *args]
-    async with spawn(f"replay-{mode}-{index}", args, child_env({}), work_dir) as child:
-        await run_to_end(child, _REPLAY_TIMEOUT + 60)
-    if profiled:
-        samples.with_suffix(".top.txt").write_text(profile.top_frames(samples))
-    return Run(mode, events, orjson.loads(out.read_bytes()))
+        options = {"events": events, "timeout": _REPLAY_TIMEOUT}
+    argv = command("bench.replay", mode, database_url=url, out=out, **options)
+    samples = profile.samples_path(profile_dir, f"rebuild-{repetition}") if mode == "rebuild" else None
+    result = await run_timed(name, argv, out, work_dir=work_dir, timeout=_REPLAY_TIMEOUT + 60, samples=samples)
+    return Run(mode, events, result)
 
 
 async def measure(url: str, log: Log, repetitions: int, work_dir: Path, profile_dir: Path | None) -> list[Run]:
     seconds = await load(url, log)
     print(f"  rebuild: loaded {log.events:,} events in {seconds:.1f} s", flush=True)
-    runs = []
-    for index in range(repetitions):
-        for mode in ("rebuild", "raw", "library"):
-            run = await replay(mode, url, log, work_dir=work_dir, index=index, profile_dir=profile_dir)
-            await _check(run, url, log)
-            print(
-                f"  rebuild {mode:<7} #{index + 1}: {run.per_second:8,.0f} events/s over {run.events:,}"
-                f"  peak RSS {run.result['peak_rss_mb']:.0f} MB",
-                flush=True,
-            )
-            runs.append(run)
-    return runs
+
+    async def once(mode: str, repetition: int) -> Run:
+        run = await replay(mode, url, log, work_dir=work_dir, repetition=repetition, profile_dir=profile_dir)
+        await _check(run, url, log)
+        return run
+
+    def report(mode: str, repetition: int, run: Run) -> str:
+        return (
+            f"rebuild {mode:<7} #{repetition}: {run.per_second:8,.0f} events/s over {run.events:,}"
+            f"  peak RSS {run.result['peak_rss_mb']:.0f} MB"
+        )
+
+    return await interleaved(repetitions, MODES, once, report)
 
 
 async def _check(run: Run, url: str, log: Log) -> None:
     result = run.result
     if run.mode in ("raw", "library") and result["read"] != run.events:
         msg = f"the {run.mode} replay went through {result['read']} events, expected {run.events}"
-        raise RebuildCheckError(msg)
+        raise CheckError(msg)
     if run.mode == "rebuild":
         if sum(result["folded"].values()) < log.events:  # every type in the mix has a read model
             msg = f"rebuild folded {result['folded']}, fewer than the {log.events} events in the log"
-            raise RebuildCheckError(msg)
+            raise CheckError(msg)
         await _check_views(url, log)
 
 
@@ -128,7 +110,7 @@ async def _check_views(url: str, log: Log) -> None:
             view = await tracker.installation(installation_id)
             if view is None or view.get("installationId") != installation_id:
                 msg = f"after the rebuild, installation {installation_id} reads {view!r}"
-                raise RebuildCheckError(msg)
+                raise CheckError(msg)
 
 
 def rows(runs: Sequence[Run], log: Log) -> list[Row]:

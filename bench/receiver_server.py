@@ -1,4 +1,4 @@
-"""What the webhook scenario's two database baselines share: one route, their command line, uvloop and the
+"""What the webhook scenario's baseline receivers share: one route, their command line, uvloop and the
 collector's thresholds."""
 
 from __future__ import annotations
@@ -21,16 +21,19 @@ def serve(
     prog: str,
     description: str | None,
     receive: Callable[[web.Request], Awaitable[web.StreamResponse]],
-    resources: Resources,
-    pool_help: str,
+    resources: Resources | None = None,
+    pool_help: str = "",
 ) -> None:
+    """Serve `receive` on `--port`; with `resources`, also take `--database-url` and `--pool-size` for them."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--database-url", required=True)
-    parser.add_argument("--pool-size", type=int, default=10, help=pool_help)
+    if resources is not None:
+        parser.add_argument("--database-url", required=True)
+        parser.add_argument("--pool-size", type=int, default=10, help=pool_help)
     args = parser.parse_args()
     app = web.Application(client_max_size=1024 * 1024)
-    app.cleanup_ctx.append(partial(resources, args.database_url, args.pool_size))
+    if resources is not None:
+        app.cleanup_ctx.append(partial(resources, args.database_url, args.pool_size))
     app.router.add_post("/webhooks/ampersand", receive)
     # uvloop and the collector's thresholds, as `tracker serve` has them: the ratios compare handlers.
     tune_collector()

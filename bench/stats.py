@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 
@@ -22,6 +22,13 @@ class Spread:
             msg = "no measurements to summarise"
             raise ValueError(msg)
         return cls(statistics.median(values), min(values), max(values), len(values))
+
+
+def spread(values: Iterable[float | None]) -> Spread | None:
+    """The Spread of the figures there are (a run may lack one: no PostgreSQL CPU on a remote server), None
+    if there are none."""
+    present = [value for value in values if value is not None]
+    return Spread.of(present) if present else None
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:

@@ -15,87 +15,63 @@ alike. After each run every answer must be a 200 and the rows stored must equal 
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import itertools
-import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from bench import database, profile
-from bench.children import LOOPBACK, PYTHON, child_env, free_port, run_to_end, spawn, wait_listening
-from bench.cpu import CpuMeter, find_postmaster
+from bench.harness import (
+    CheckError,
+    Load,
+    check_answers,
+    command,
+    drive,
+    interleaved,
+    listening,
+    new_secret,
+    per_request_us,
+    serve_command,
+    tracker_env,
+)
 from bench.library_receiver import TABLE as LIBRARY_TABLE
 from bench.naive_receiver import TABLE as NAIVE_TABLE
-from bench.stats import Spread
+from bench.stats import Spread, spread
 from bench.table import Row
 
 GOAL_P99_MS = 50.0
-
-
-class WebhookCheckError(AssertionError):
-    """A run whose answers or stored rows are wrong: its figures would mean nothing."""
-
-
-@dataclass(frozen=True, slots=True)
-class Load:
-    requests: int
-    """Timed requests, after the warm-up."""
-    warmup: int
-    time_limit: float
-    """Seconds after which the generator starts no more requests."""
-    workers: int = 32
-    installations: int = 2_000
 
 
 @dataclass(frozen=True, slots=True)
 class Server:
     name: str
     label: str
-    command: Callable[[int, str], list[str]]
-    """(port, database URL) -> argv."""
     table: str | None
     """Where each 200 leaves exactly one row; None for a server that stores nothing."""
     goal: float | None = None
     """The tracker's throughput must be at least this multiple of this baseline's."""
+    receiver: str | None = None
+    """A baseline's module, run as `python -m MODULE --port P [--database-url URL]`; None: `tracker serve`."""
+    options: tuple[str, ...] = ()
+    """`tracker serve`'s options besides its host and port."""
+
+    def command(self, port: int, url: str) -> list[str]:
+        if self.receiver is None:
+            return serve_command(port, *self.options)
+        return command(self.receiver, port=port, **({"database_url": url} if self.table else {}))
 
 
-EMPTY = Server(
-    "empty",
-    "empty aiohttp handler",
-    lambda port, _: [PYTHON, "-m", "bench.empty_receiver", "--port", str(port)],
-    None,
-    0.4,
-)
-NAIVE = Server(
-    "naive",
-    "naive: 1 INSERT per request",
-    lambda port, url: [PYTHON, "-m", "bench.naive_receiver", "--port", str(port), "--database-url", url],
-    NAIVE_TABLE,
-    1.5,
-)
+EMPTY = Server("empty", "empty aiohttp handler", None, 0.4, receiver="bench.empty_receiver")
+NAIVE = Server("naive", "naive: 1 INSERT per request", NAIVE_TABLE, 1.5, receiver="bench.naive_receiver")
 LIBRARY = Server(
-    "library",
-    "eventsourcing Application.save in a thread",
-    lambda port, url: [PYTHON, "-m", "bench.library_receiver", "--port", str(port), "--database-url", url],
-    LIBRARY_TABLE,
-    5.0,
+    "library", "eventsourcing Application.save in a thread", LIBRARY_TABLE, 5.0, receiver="bench.library_receiver"
 )
-TRACKER = Server(
-    "tracker",
-    "tracker serve",
-    lambda port, _: [PYTHON, "-m", "tracker", "serve", "--host", LOOPBACK, "--port", str(port)],
-    "events",
-)
+TRACKER = Server("tracker", "tracker serve", "events")
 INGEST = Server(
     "ingest",
     "tracker serve --projections none --processes 2",
-    lambda port, url: [*TRACKER.command(port, url), "--projections", "none", "--processes", "2"],
     "events",
+    options=("--projections", "none", "--processes", "2"),
 )
 SERVERS = (EMPTY, NAIVE, LIBRARY, TRACKER, INGEST)
 TRACKERS = {TRACKER: "", INGEST: ", ingest only, 2 processes"}
@@ -111,94 +87,61 @@ class Run:
     database_cpu_s: float | None
 
     def per_notification_us(self, seconds: float | None) -> float | None:
-        answered = self.load["ok_total"]
-        return None if seconds is None or not answered else seconds / answered * 1e6
-
-
-def new_secret() -> str:
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        return per_request_us(seconds, self.load["ok_total"])
 
 
 async def run_once(
-    server: Server, server_url: str, load: Load, *, work_dir: Path, index: int, profile_dir: Path | None
+    server: Server, server_url: str, load: Load, *, work_dir: Path, repetition: int, profile_dir: Path | None
 ) -> Run:
     """Start `server` on a fresh database, drive it with a generator process, check what it stored.
 
     With `profile_dir`, py-spy samples the tracker while the generator runs.
     """
-    secret = new_secret()
-    port = free_port()
+    secret, name = new_secret(), f"{server.name}-{repetition}"
     async with database.throwaway_database(server_url) as url:
-        env = child_env({"TRACKER_DATABASE_URL": url, "TRACKER_WEBHOOK_SECRET": secret})
-        async with spawn(f"{server.name}-{index}", server.command(port, url), env, work_dir) as child:
-            await wait_listening(child, port)
-            meter = CpuMeter(child.pid, await find_postmaster(url) if server.table else None)
-            out = work_dir / f"load-{server.name}-{index}.json"
-            generator = _generator(f"http://{LOOPBACK}:{port}/webhooks/ampersand", secret, load, out)
-            profiled = profile_dir is not None and server in TRACKERS
-            samples = (profile_dir or work_dir) / f"webhook-{server.name}-{index}.txt"
-            async with contextlib.AsyncExitStack() as stack:
-                if profiled:
-                    await stack.enter_async_context(profile.attached(child.pid, samples, work_dir / "py-spy.log"))
-                meter.start()
-                sender = await stack.enter_async_context(
-                    spawn(f"loadgen-{server.name}-{index}", generator, child_env({}), work_dir)
-                )
-                await run_to_end(sender, load.time_limit + 120)
-                server_cpu, database_cpu = meter.stop()
-            if profiled:
-                samples.with_suffix(".top.txt").write_text(profile.top_frames(samples))
-            if child.process.returncode is not None:
-                raise child.failure("died during the run")
-            result: dict[str, Any] = orjson.loads(out.read_bytes())
-            await _check(server, url, result)
-    return Run(server.name, result, server_cpu, database_cpu)
+        env = tracker_env(url, secret)
+        async with listening(name, lambda port: server.command(port, url), env, work_dir) as serving:
+            out = work_dir / f"load-{name}.json"
+            driven = await drive(
+                serving,
+                f"loadgen-{name}",
+                load.command(serving.webhook, secret, out),
+                out,
+                work_dir=work_dir,
+                timeout=load.time_limit + 120,
+                database_url=url if server.table else None,
+                samples=profile.samples_path(profile_dir, f"webhook-{name}") if server in TRACKERS else None,
+            )
+            await check_stored(server, url, driven.result)
+    return Run(server.name, driven.result, driven.server_cpu_s, driven.database_cpu_s)
 
 
-def _generator(url: str, secret: str, load: Load, out: Path) -> list[str]:
-    options = {
-        "--url": url,
-        "--secret": secret,
-        "--out": str(out),
-        "--requests": str(load.requests),
-        "--warmup": str(load.warmup),
-        "--workers": str(load.workers),
-        "--installations": str(load.installations),
-        "--time-limit": str(load.time_limit),
-    }
-    return [PYTHON, "-m", "bench.loadgen", *itertools.chain.from_iterable(options.items())]
-
-
-async def _check(server: Server, url: str, result: dict[str, Any]) -> None:
-    other = {code: n for code, n in result["statuses"].items() if code != "200"}
-    if other or result["errors"]:
-        msg = f"{server.name}: answers other than 200: {other}, client errors: {result['errors']}"
-        raise WebhookCheckError(msg)
+async def check_stored(server: Server, url: str, result: dict[str, Any]) -> None:
+    """Every request answered 200, and each 200 left one row in the server's table."""
+    check_answers(server.name, result)
     if server.table is None:
         return
     stored = await database.count_rows(url, server.table)
     if stored != result["ok_total"]:
         msg = f"{server.name}: {result['ok_total']} notifications answered 200 but {stored} rows in {server.table}"
-        raise WebhookCheckError(msg)
+        raise CheckError(msg)
 
 
 async def measure(server_url: str, load: Load, repetitions: int, work_dir: Path, profile_dir: Path | None) -> list[Run]:
-    runs = []
-    for index in range(repetitions):
-        for server in SERVERS:
-            run = await run_once(server, server_url, load, work_dir=work_dir, index=index, profile_dir=profile_dir)
-            print(
-                f"  webhook {server.name:<8} #{index + 1}: {run.load['per_second']:8,.0f}/s"
-                f"  p99 {run.load['p99_ms']:6.1f} ms",
-                flush=True,
-            )
-            runs.append(run)
-    return runs
+    async def once(server: Server, repetition: int) -> Run:
+        return await run_once(
+            server, server_url, load, work_dir=work_dir, repetition=repetition, profile_dir=profile_dir
+        )
+
+    def report(server: Server, repetition: int, run: Run) -> str:
+        sent = run.load
+        return f"webhook {server.name:<8} #{repetition}: {sent['per_second']:8,.0f}/s  p99 {sent['p99_ms']:6.1f} ms"
+
+    return await interleaved(repetitions, SERVERS, once, report)
 
 
 def _spread(runs: Sequence[Run], server: Server, value: Callable[[Run], float | None]) -> Spread | None:
-    values = [v for run in runs if run.server == server.name and (v := value(run)) is not None]
-    return Spread.of(values) if values else None
+    return spread(value(run) for run in runs if run.server == server.name)
 
 
 MEASURES: tuple[tuple[str, Callable[[Run], float | None], int], ...] = (

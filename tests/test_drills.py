@@ -1,7 +1,7 @@
 """The reliability drills, each at a small size, and the audit they end with.
 
 Each drill runs `tracker serve` as real processes on loopback and injects its fault for real (SIGKILL,
-a PostgreSQL cluster of its own stopped and started, a second process, a flood); `python -m bench.drills`
+a PostgreSQL cluster of its own stopped and started, a second process, a flood); `python -m tests.drills`
 runs the same code at full size. No timing is asserted beyond the bounds a drill itself states. The audit
 is tested on its own too: a lost, an unsent or a drifted row must each fail it.
 """
@@ -19,17 +19,17 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from bench.drills import crash, database_loss, flood, two_processes
-from bench.drills.audit import audit_log, audit_read_models
-from bench.drills.deliveries import Delivery, Record, Sender, plan, session
-from bench.drills.harness import setup
-from bench.drills.report import DrillResult, render
-from bench.drills.trackers import Ports
 from tracker import Tracker
 from tracker.projecting.following import follow_while_leading
 from tracker.settings import Settings
 
 from .conftest import SECRET
+from .drills import crash, database_loss, flood, two_processes
+from .drills.audit import audit_log, audit_read_models
+from .drills.deliveries import Delivery, Record, Sender, plan, session
+from .drills.harness import setup
+from .drills.report import DrillResult, render
+from .drills.trackers import Ports
 
 PORTS = Ports()
 

@@ -16,26 +16,21 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from bench.drills.deliveries import SHED, Record, Sender, plan, session
-from bench.drills.harness import Setup, audit, served, settle, under_load, until_acknowledged
-from bench.drills.postgres import Cluster
-from bench.drills.report import DrillResult, answers
-from bench.drills.trackers import ServeProcess
+from .deliveries import SHED, LoadPlan, Record, Sender, session
+from .harness import Setup, audit, served, settle, under_load, until_acknowledged
+from .postgres import Cluster
+from .report import DrillResult, answers
+from .trackers import ServeProcess
 
 
 @dataclass(frozen=True, slots=True)
-class OutagePlan:
-    deliveries: int = 20_000
+class OutagePlan(LoadPlan):
     outage: float = 10.0
     """Seconds PostgreSQL stays down."""
     at: float = 0.3
     """The share of ids acknowledged when it stops."""
-    redeliveries: float = 0.10
-    workers: int = 32
-    installations: int = 2_000
     recovery_bound: float = 30.0
     """Seconds after PostgreSQL is back within which a delivery must get a 2xx again."""
-    time_limit: float = 600.0
     seed: int = 10
 
 
@@ -66,7 +61,7 @@ class Outage:
 
 async def run(where: Setup, outage: OutagePlan) -> DrillResult:
     """`where.database_url` is not used: the drill stops a cluster of its own."""
-    deliveries = plan(outage.deliveries, outage.redeliveries, outage.installations, outage.seed)
+    deliveries = outage.planned()
     distinct = len({d.msg_id for d in deliveries})
     record = Record()
     seen = Outage()

@@ -13,26 +13,20 @@ import time
 from dataclasses import dataclass
 
 from bench.database import throwaway_database
-from bench.drills.deliveries import Record, Sender, plan, session
-from bench.drills.harness import Setup, audit, served, settle, under_load, until_acknowledged
-from bench.drills.report import DrillResult, answers
+
+from .deliveries import LoadPlan, Record, Sender, session
+from .harness import Setup, audit, served, settle, under_load, until_acknowledged
+from .report import DrillResult, answers
 
 
 @dataclass(frozen=True, slots=True)
-class CrashPlan:
-    deliveries: int = 20_000
-    """Requests planned, redeliveries included (each is re-sent until a 2xx)."""
+class CrashPlan(LoadPlan):
     kills: int = 3
-    redeliveries: float = 0.10
-    workers: int = 32
-    installations: int = 2_000
-    time_limit: float = 600.0
-    """Seconds after which no request starts: a server that never comes back cannot hang the drill."""
     seed: int = 9
 
 
 async def run(where: Setup, crash: CrashPlan) -> DrillResult:
-    deliveries = plan(crash.deliveries, crash.redeliveries, crash.installations, crash.seed)
+    deliveries = crash.planned()
     distinct = len({d.msg_id for d in deliveries})
     rng = random.Random(crash.seed)
     moments = sorted(rng.uniform(0.1, 0.9) for _ in range(crash.kills))

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.drills.audit import Audit, audit_log, audit_read_models
-from bench.drills.deliveries import Delivery, Record, Sender
-from bench.drills.trackers import DrillError, Ports, ServeProcess, wait_caught_up, wait_following
-from bench.webhook import new_secret
+from bench.harness import new_secret, tracker_env
+
+from .audit import Audit, audit_log, audit_read_models
+from .deliveries import Delivery, Record, Sender
+from .trackers import DrillError, Ports, ServeProcess, wait_caught_up, wait_following
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +37,9 @@ async def served(
     """`count` `tracker serve` processes on the drill's database, each following the log before the block
     starts; stopped (SIGTERM) when it ends."""
     taken: set[int] = set()
-    extra = {"TRACKER_DATABASE_URL": where.database_url, "TRACKER_WEBHOOK_SECRET": where.secret, **(env or {})}
+    environment = tracker_env(where.database_url, where.secret, **(env or {}))
     names = [f"{name}-{index + 1}" for index in range(count)] if count > 1 else [name]
-    serves = [ServeProcess(each, where.ports.take(taken), extra, where.work) for each in names]
+    serves = [ServeProcess(each, where.ports.take(taken), environment, where.work) for each in names]
     try:
         async with aiohttp.ClientSession() as http:
             for serve in serves:

@@ -1,4 +1,4 @@
-"""`python -m bench.drills [DRILL ...] [--quick] [--json FILE]`: run the reliability drills, print one table.
+"""`python -m tests.drills [DRILL ...] [--quick] [--json FILE]`: run the reliability drills, print one table.
 
 Every server listens on loopback, on a port of `--ports`; every drill is bounded in time. The exit status
 is 1 if any drill lost an acknowledged delivery, stored one twice, or failed another check (each failure
@@ -23,12 +23,13 @@ from typing import Any
 
 import orjson
 
-from bench.drills import crash, database_loss, flood, two_processes
-from bench.drills.audit import Audit
-from bench.drills.harness import Setup, setup
-from bench.drills.report import DrillResult, render
-from bench.drills.trackers import Ports
-from tracker.store.embedded import start_embedded_postgres
+from bench.database import server_url
+
+from . import crash, database_loss, flood, two_processes
+from .audit import Audit
+from .harness import Setup, setup
+from .report import DrillResult, render
+from .trackers import Ports
 
 DRILLS = ("crash", "database-loss", "two-processes", "flood")
 EMBEDDED_DIR = Path(tempfile.gettempdir()) / "tracker-drills-postgres"
@@ -70,7 +71,7 @@ def drill(name: str, plan: Plan) -> Callable[[Setup], Awaitable[DrillResult]]:
 
 async def run(names: list[str], plan: Plan, work: Path, ports: Ports) -> list[DrillResult]:
     """Run the drills one after the other; a drill that cannot finish is a failed row, not the end."""
-    server = os.environ.get("TRACKER_DATABASE_URL") or await start_embedded_postgres(EMBEDDED_DIR)
+    server = await server_url(EMBEDDED_DIR)
     results = []
     for name in names:
         print(f"  {name}...", flush=True)
@@ -98,7 +99,7 @@ def context(plan: Plan, quick: bool) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.drills", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tests.drills", description=__doc__)
     parser.add_argument("drills", nargs="*", metavar="DRILL", help=f"{', '.join(DRILLS)} (default: all)")
     parser.add_argument("--quick", action="store_true", help="a few seconds of each (what CI runs, about)")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")

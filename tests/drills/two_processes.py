@@ -11,24 +11,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.database import throwaway_database
-from bench.drills.deliveries import Record, Sender, plan, session
-from bench.drills.harness import Setup, audit, no_faults, served, settle, under_load
-from bench.drills.report import DrillResult, answers
+
+from .deliveries import LoadPlan, Record, Sender, session
+from .harness import Setup, audit, no_faults, served, settle, under_load
+from .report import DrillResult, answers
 
 
 @dataclass(frozen=True, slots=True)
-class TwoPlan:
-    deliveries: int = 20_000
-    redeliveries: float = 0.10
-    workers: int = 32
-    """Senders in all, half for each process."""
-    installations: int = 2_000
-    time_limit: float = 600.0
+class TwoPlan(LoadPlan):
+    """`workers`: senders in all, half for each process."""
+
     seed: int = 12
 
 
 async def run(where: Setup, two: TwoPlan) -> DrillResult:
-    deliveries = plan(two.deliveries, two.redeliveries, two.installations, two.seed)
+    deliveries = two.planned()
     record = Record()
     async with throwaway_database(where.database_url) as url:
         async with served(Setup(url, where.secret, where.work, where.ports), "two-serve", count=2) as serves:

@@ -18,12 +18,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bench.database import throwaway_database
-from bench.drills.deliveries import SHED, Delivery, Record, Sender, endless, session
-from bench.drills.harness import Setup, audit, served, settle
-from bench.drills.report import DrillResult, answers
-from bench.drills.trackers import DrillError, ServeProcess
 from bench.open_files import raise_open_files_limit
 from bench.stats import percentile
+
+from .deliveries import SHED, Delivery, Record, Sender, endless, session
+from .harness import Setup, audit, served, settle
+from .report import DrillResult, answers
+from .trackers import DrillError, ServeProcess
 
 MIB = 1024 * 1024
 SVIX_TIMEOUT = 15.0

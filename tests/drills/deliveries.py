@@ -54,6 +54,23 @@ def plan(count: int, redelivery_share: float, installations: int, seed: int) -> 
     return deliveries
 
 
+@dataclass(frozen=True, slots=True)
+class LoadPlan:
+    """The load a drill holds while it injects its fault."""
+
+    deliveries: int = 20_000
+    """Requests planned, redeliveries included (each is re-sent until a 2xx)."""
+    redeliveries: float = 0.10
+    workers: int = 32
+    installations: int = 2_000
+    time_limit: float = 600.0
+    """Seconds after which no request starts: a server that never comes back cannot hang the drill."""
+    seed: int = 0
+
+    def planned(self) -> list[Delivery]:
+        return plan(self.deliveries, self.redeliveries, self.installations, self.seed)
+
+
 def endless(installations: int, seed: int) -> Iterator[Delivery]:
     """Distinct deliveries, made as they are needed (a flood sends more than would fit in memory up front)."""
     run = secrets.token_hex(4)

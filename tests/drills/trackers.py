@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,7 +15,9 @@ from typing import Any
 import aiohttp
 import psutil  # type: ignore[import-untyped]  # (types-psutil is not a dependency)
 
-from bench.children import LOOPBACK, PYTHON, Child, child_env, spawn, wait_listening
+from bench import profile
+from bench.children import Child, port_in, spawn, wait_listening
+from bench.harness import OnLoopback, serve_command
 
 ORPHAN_GRACE = 30.0
 """Seconds a child of `tracker serve` (its projection process) has to exit once the serve is killed or stopped."""
@@ -40,27 +41,19 @@ class Ports:
 
     def take(self, taken: set[int]) -> int:
         """A port of the range that is free now and not in `taken` (which it joins)."""
-        for port in range(self.first, self.last + 1):
-            if port in taken:
-                continue
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-                try:
-                    probe.bind((LOOPBACK, port))
-                except OSError:
-                    continue
-            taken.add(port)
-            return port
-        msg = f"no free port in {self.first}-{self.last}"
-        raise DrillError(msg)
+        port = port_in(range(self.first, self.last + 1), taken)
+        taken.add(port)
+        return port
 
 
-class ServeProcess:
+class ServeProcess(OnLoopback):
     """One `tracker serve` on a fixed loopback port; `kill` is a crash, `start` after it a restart."""
 
     def __init__(self, name: str, port: int, env: Mapping[str, str], log_dir: Path) -> None:
+        """`env`: the whole environment of the process (`bench.harness.tracker_env`)."""
         self.name = name
         self.port = port
-        self._env = child_env(env)
+        self._env = env
         self._log_dir = log_dir
         self._stack: contextlib.AsyncExitStack | None = None
         self.child: Child | None = None
@@ -69,14 +62,6 @@ class ServeProcess:
         """Highest resident set size seen by `sample_rss`, in bytes (the serving process, not its child)."""
         self.orphans: list[str] = []
         """A line for each child that outlived its serve by `ORPHAN_GRACE` (then killed): a failed check."""
-
-    @property
-    def base(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
-
-    @property
-    def webhook(self) -> str:
-        return f"{self.base}/webhooks/ampersand"
 
     @property
     def pid(self) -> int:
@@ -88,9 +73,8 @@ class ServeProcess:
     async def start(self, timeout: float = 90) -> None:
         self.starts += 1
         stack = contextlib.AsyncExitStack()
-        argv = [PYTHON, "-m", "tracker", "serve", "--host", LOOPBACK, "--port", str(self.port)]
         self.child = await stack.enter_async_context(
-            spawn(f"{self.name}-{self.starts}", argv, self._env, self._log_dir)
+            spawn(f"{self.name}-{self.starts}", serve_command(self.port), self._env, self._log_dir)
         )
         self._stack = stack
         try:
@@ -166,12 +150,13 @@ class ServeProcess:
 
 async def _py_spy_dump(pid: int, out: Path) -> None:
     """The Python stacks of a stuck process, for the report (nothing if py-spy is not installed)."""
-    py_spy = Path(PYTHON).with_name("py-spy")
-    if not py_spy.exists():
+    try:
+        py_spy = profile.py_spy()
+    except profile.ProfilerMissingError:
         return
     with out.open("wb") as file:
         process = await asyncio.create_subprocess_exec(
-            str(py_spy), "dump", "--pid", str(pid), stdout=file, stderr=asyncio.subprocess.STDOUT
+            py_spy, "dump", "--pid", str(pid), stdout=file, stderr=asyncio.subprocess.STDOUT
         )
         await process.wait()
 

@@ -1,4 +1,4 @@
-"""What a drill found, and the one table `python -m bench.drills` prints."""
+"""What a drill found, and the one table `python -m tests.drills` prints."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.drills.audit import Audit
-from bench.drills.deliveries import Record
 from bench.table import aligned
+
+from .audit import Audit
+from .deliveries import Record
 
 HEADERS = ("drill", "load held", "faults injected", "acknowledged", "stored", "lost", "duplicates", "checks")
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from bench.drills.deliveries import Record
-from tracker import Tracker
-from tracker.settings import Settings
+from bench.harness import embedded_tracker
+
+from .deliveries import Record
 
 _BY_DELIVERY = (
     "SELECT metadata->>'deliveryId' AS id, count(*) AS copies, min(position) AS position FROM events GROUP BY 1"
@@ -75,8 +75,7 @@ async def audit_log(database_url: str, record: Record) -> Audit:
 async def audit_read_models(database_url: str, result: Audit) -> None:
     """Fold what the live runners left (must be nothing), rebuild every read model, and require each
     rebuild to have matched the live rows (`matchedLive`) and changed none."""
-    tracker = Tracker(Settings(database_url=database_url), follow_projections=False)
-    async with tracker:
+    async with embedded_tracker(database_url) as tracker:
         unfolded = 0
         for runner in tracker.runners:
             unfolded += await runner.catch_up()
