@@ -398,6 +398,24 @@ async def test_a_fetch_appended_twice_is_a_duplicate(make_tracker: MakeTracker, 
     assert types == ["installation.created", "tracker.config.fetched"]
 
 
+async def test_fetched_configs_are_counted_as_deliveries_are(make_tracker: MakeTracker, server: ConfigServer) -> None:
+    """Events the tracker writes itself take the pipeline too: counted under source config_fetch, by their type."""
+    tracker = await start_tracker(make_tracker, server)
+    installation_id = new_id("inst")
+    url = server.serve("configs/counted", content(config()))
+    await tracker.ingest(installation_event("installation.created", installation_id, configURL=url))
+
+    def counted(outcome: str) -> float | None:
+        labels = {"source": "config-fetch", "type": "tracker.config.fetched", "outcome": outcome}
+        return tracker.metrics.registry.get_sample_value("tracker_notifications_total", labels)
+
+    assert (counted("stored"), counted("duplicate")) == (None, None)
+    await tracker.fetch_configs()
+    await tracker.pool.execute("UPDATE config_fetches SET status = 'pending', next_attempt_at = now()")
+    await tracker.fetch_configs()
+    assert (counted("stored"), counted("duplicate")) == (1, 1)
+
+
 async def test_two_workers_fetch_each_url_once(make_tracker: MakeTracker, server: ConfigServer) -> None:
     async def slow(_: web.Request) -> web.Response:
         await asyncio.sleep(0.02)

@@ -19,7 +19,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from tracker import Settings, Tracker
-from tracker.ingest.kinesis import KinesisConfigError, StreamConsumer
+from tracker.ingest.kinesis import StreamConsumer
+from tracker.ingest.kinesis_client import KinesisConfigError
 from tracker.store.locks import APPEND_LOCK
 from tracker.store.migrations import migrate
 

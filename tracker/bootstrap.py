@@ -87,7 +87,7 @@ async def _build(
     quarantine = Quarantine(pool)
     views = Views(pool)
     dead_letters = DeadLetters(pool)
-    shard_leases = ShardLeases(pool, event_log, quarantine)
+    shard_leases = ShardLeases(pool)
     change_feed = ChangeFeed(pool, database_url, settings.projection_poll_interval)
     leaderships = [Leadership(database_url, model.name) for model in read_models]
     for leadership in leaderships:
@@ -96,12 +96,12 @@ async def _build(
     commit = GroupCommit(event_log, settings.batch_size, settings.max_pending, on_batch=metrics.batch_size.observe)
     commit.start()
     supervisor.on_close(commit.stop)
-    pipeline = Pipeline(commit, event_log, quarantine, metrics)
+    pipeline = Pipeline(pool, commit, event_log, quarantine, metrics)
     turn = asyncio.Lock()
     runners = tuple(ProjectionRunner(pool, model, settings.projection_batch_size, turn) for model in read_models)
     config_fetches = ConfigFetchWorker(
         pool,
-        commit,
+        pipeline,
         ConfigFetcher(settings.config_url_allow),
         give_up_after=settings.config_fetch_give_up,
         first_retry=settings.config_fetch_first_retry,
@@ -137,7 +137,7 @@ async def _build(
     supervisor.on_close(change_feed.close)
     kinesis = None
     if settings.kinesis_streams:
-        kinesis = KinesisConsumers(settings, shard_leases, metrics)
+        kinesis = KinesisConsumers(settings, shard_leases, pipeline)
         supervisor.on_close(kinesis.stop)
         await kinesis.start()
     if not settings.database_url:  # every process on the embedded server runs one; a lock lets one act at a time

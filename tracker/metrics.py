@@ -47,7 +47,8 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.notifications = Counter(
             "tracker_notifications",
-            "Deliveries by source (webhook, kinesis, import, api), notification type and outcome.",
+            "Deliveries by source (webhook, kinesis, import, api; config_fetch for the configs the tracker fetched),"
+            " notification type and outcome.",
             ("source", "type", "outcome"),
             registry=self.registry,
         )

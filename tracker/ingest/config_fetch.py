@@ -4,8 +4,9 @@ Never while a webhook waits (Svix gives up after 15 s): the worker reads the log
 checkpoint, queues one job per (installation, field, URL) in `config_fetches` in the transaction that
 advances the checkpoint, then claims due jobs with `FOR UPDATE SKIP LOCKED`, so any number of processes
 may run it. A fetched content is appended to the installation's stream as `tracker.config.fetched`; a URL
-that still fails past the give-up age becomes `tracker.config.unavailable`. Both go through the group
-commit with a dedupe key of (installation, field, URL): a fetch appended twice is a duplicate.
+that still fails past the give-up age becomes `tracker.config.unavailable`. Both are appended through the
+pipeline (`Pipeline.append_own`: the group commit, counted under source `config-fetch`) with a dedupe key of
+(installation, field, URL): a fetch appended twice is a duplicate.
 
 Logs name a URL by scheme, host and path only: a pre-signed URL's query carries credentials.
 """
@@ -25,15 +26,17 @@ import orjson
 from projections.config_versions import CARRIES_CONFIG
 from tracker.domain.config import ConfigFetched, ConfigUnavailable, without_query
 from tracker.domain.installation import Installation
+from tracker.ingest.pipeline import Pipeline
 from tracker.ingest.url_guard import ConfigFetcher, ConfigFetchError, ConfigRefusedError
 from tracker.store.database import Connection, Pool
 from tracker.store.errors import EventRefusedError
 from tracker.store.event_log import NewEvent
-from tracker.store.group_commit import GroupCommit
 from tracker.wake import follow
 
 log = logging.getLogger(__name__)
 
+SOURCE = "config-fetch"
+"""The source its events are stored and counted under (metadata, `tracker_notifications_total`)."""
 CHECKPOINT = "config-fetches"
 """The worker's row in `projection_checkpoints`: how far it has looked for config URLs in the log."""
 MAX_BACKOFF = 300.0
@@ -103,7 +106,7 @@ class ConfigFetchWorker:
     def __init__(
         self,
         pool: Pool,
-        commit: GroupCommit,
+        pipeline: Pipeline,
         fetcher: ConfigFetcher,
         *,
         give_up_after: float,
@@ -112,7 +115,7 @@ class ConfigFetchWorker:
         concurrency: int = 8,
     ) -> None:
         self._pool = pool
-        self._commit = commit
+        self._pipeline = pipeline
         self.fetcher = fetcher
         self._give_up_after = timedelta(seconds=give_up_after)
         self._first_retry = first_retry
@@ -244,7 +247,7 @@ class ConfigFetchWorker:
             data=data,
             raw=orjson.dumps({"notificationType": notification_type, "data": data}),
             metadata={
-                "source": "config-fetch",
+                "source": SOURCE,
                 "receivedAt": now.isoformat(),
                 "attempts": job.attempts,
                 "notificationPosition": job.position,
@@ -252,7 +255,7 @@ class ConfigFetchWorker:
             dedupe_key=f"config-fetch:{job.installation_id}:{job.field}:{job.url_sha256.hex()}",
             received_at=now,
         )
-        await self._commit.append(event, wait_for_room=True)
+        await self._pipeline.append_own(event, SOURCE)
 
 
 def _jobs_of(row: Any) -> Sequence[tuple[str, str, str, bytes, int, datetime]]:

@@ -1,4 +1,5 @@
-"""Where an NDJSON file enters (`tracker import`): one notification per line, either shape."""
+"""Where an NDJSON file enters (`tracker import`): one notification per line, either shape, a chunk of lines
+per transaction of the pipeline (`Pipeline.convert_batch`, `Pipeline.append_batch`)."""
 
 from __future__ import annotations
 
@@ -63,12 +64,12 @@ class FileImporter:
     async def _import(
         self, deliveries: list[Delivery], report: ImportReport, before: asyncio.Future[None] | None
     ) -> None:
-        """Parse the chunk, then append it once the chunk `before` it has been: positions and stream versions
+        """Convert the chunk, then append it once the chunk `before` it has been: positions and stream versions
         follow the file's order, and of equal event ids the first line is the one kept."""
-        batch = await self._pipeline.parse_many(parse_record, deliveries)
+        batch = await self._pipeline.convert_batch(parse_record, deliveries)
         if before is not None:
             await before
-        outcomes = await self._pipeline.append_many(batch)
+        outcomes = await self._pipeline.append_batch(batch)
         report.lines += len(outcomes)
         report.appended += outcomes.count(True)
         report.duplicates += outcomes.count(False)

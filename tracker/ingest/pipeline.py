@@ -1,8 +1,12 @@
 """The one path every notification takes, whatever door it came in by.
 
-Convert (parse, route to a stream, map to the stored form: `convert_delivery`, which Kinesis records go
-through too), quarantine what is refused, whichever step refused it, append. The webhook, the file import
-and `Tracker.ingest` differ only in how they parse and in what they know of the delivery.
+Convert (parse, route to a stream, map to the stored form: `convert_delivery`), keep what is refused in the
+quarantine with the reason, whichever step refused it (`refusal`: the one row a refused delivery becomes),
+append, and count (`Pipeline.count`: every delivery is counted and logged there, by source, type and outcome).
+A delivery goes alone through the group commit (`Pipeline.ingest`: the webhook, `Tracker.ingest`, a replay), or
+with others in one transaction (`convert_batch`, then `append_batch`: a chunk of a file import; a Kinesis page,
+in the transaction that moves its shard's checkpoint). Events the tracker writes itself (a fetched config) take
+`append_own`, and are counted alike (`count_own`).
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,8 +26,15 @@ from eventsourcing.persistence import Mapper, StoredEvent
 from tracker.domain import route
 from tracker.ingest.dedupe import bounded, dedupe_key
 from tracker.ingest.parsing import NotJSONObjectError, Parsed, SchemaError
-from tracker.metrics import Metrics, type_label
-from tracker.store.errors import EventRefusedError, OverloadedError, StoreUnavailableError, refused_by_database
+from tracker.metrics import UNKNOWN_TYPE, Metrics, type_label
+from tracker.store.database import Connection, Pool
+from tracker.store.errors import (
+    EventRefusedError,
+    OverloadedError,
+    StoreUnavailableError,
+    UnavailableGuard,
+    refused_by_database,
+)
 from tracker.store.event_log import Appended, EventLog, NewEvent
 from tracker.store.group_commit import GroupCommit
 from tracker.store.quarantine import Quarantine, Refused
@@ -31,8 +43,9 @@ from tracker.turns import give_way
 log = logging.getLogger(__name__)
 REFUSED = (NotJSONObjectError, SchemaError, EventRefusedError)
 """What a sender cannot fix by retrying: the delivery is quarantined, then the error is raised."""
-_PARSED_BETWEEN_TURNS = 100
-"""Lines an import parses between two turns of the other tasks (the COPY of the chunk before goes on)."""
+_CONVERTED_BETWEEN_TURNS = 100
+"""Deliveries a batch converts between two turns of the other tasks (the COPY of an import's chunk before goes
+on, the API answers)."""
 
 
 class ConversionError(EventRefusedError):
@@ -64,6 +77,9 @@ class Delivery:
     """The quarantine row a replay re-ingests (`Tracker.replay_quarantined`)."""
     line: int | None = None
     """The line of the file an import read it from, counted from 1: named in the reason of a refusal."""
+    transport: Mapping[str, Any] | None = None
+    """Where its transport had it (a Kinesis record's stream, shard and sequence number): in the event's metadata
+    under the source's name, and in the headers of its quarantine row as `<source>-<field-in-kebab-case>`."""
 
     def reason(self, exc: Exception) -> str:
         """Why the delivery was refused, with the line an import found it on."""
@@ -78,22 +94,45 @@ class Delivery:
         }
         if self.replayed_from is not None:
             metadata["replayedFromQuarantine"] = self.replayed_from
+        if self.transport is not None:
+            metadata[self.source] = dict(self.transport)
         return metadata
+
+    def kept_headers(self) -> Mapping[str, str]:
+        """The headers its quarantine row keeps: those it came with, and its transport's fields."""
+        if self.transport is None:
+            return self.headers
+        transport = {f"{self.source}-{_kebab(key)}": str(value) for key, value in self.transport.items()
+                     if value is not None}  # fmt: skip
+        return {**self.headers, **transport}
 
 
 @dataclass(frozen=True, slots=True)
-class ParsedBatch:
-    """Deliveries parsed for one COPY: the events of those not refused, each with its delivery's index, and
-    the same events as the log stores them."""
+class Refusal:
+    """A delivery refused, as its quarantine row keeps it, and its type when it was parsed (for the count)."""
 
-    parse: Callable[[bytes], Parsed]
-    deliveries: Sequence[Delivery]
-    parsed: list[tuple[int, NewEvent]]
+    row: Refused
+    notification_type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Deliveries converted for one transaction (`Pipeline.convert_batch`): the events of those not refused, each
+    with its delivery's index, the same events as the log stores them, and the refusals by index."""
+
+    deliveries: list[Delivery]
+    events: list[tuple[int, NewEvent]]
     stored: list[StoredEvent]
+    refused: dict[int, Refusal]
+    started: float
+    """When the conversion began (`time.perf_counter`): each delivery's latency runs from it to the commit."""
 
 
 class Pipeline:
-    def __init__(self, commit: GroupCommit, event_log: EventLog, quarantine: Quarantine, metrics: Metrics) -> None:
+    def __init__(
+        self, pool: Pool, commit: GroupCommit, event_log: EventLog, quarantine: Quarantine, metrics: Metrics
+    ) -> None:
+        self._pool = pool
         self._commit = commit
         self._event_log = event_log
         self._quarantine = quarantine
@@ -126,103 +165,179 @@ class Pipeline:
                 notification_type = event.notification_type
                 appended = await self._commit.append(event, stored, wait_for_room=wait_for_room)
             except REFUSED as exc:
-                await self._refuse(delivery, exc, notification_type, started=started, keep=quarantine)
+                refused = _refusal(delivery, exc, notification_type)
+                if quarantine:
+                    await self._quarantine.keep(refused.row)
+                self._count_refusal(delivery, refused, time.perf_counter() - started)
                 raise
         except (StoreUnavailableError, OverloadedError) as exc:
-            self._report(delivery, notification_type, "unavailable", started=started, reason=str(exc))
+            seconds = time.perf_counter() - started
+            self.count(
+                delivery.source, notification_type, "unavailable", seconds, delivery.delivery_id, reason=str(exc)
+            )
             raise
         outcome = "duplicate" if appended.duplicate else "stored"
-        self._report(delivery, notification_type, outcome, started=started, appended=appended)
+        seconds = time.perf_counter() - started
+        self.count(delivery.source, notification_type, outcome, seconds, delivery.delivery_id, appended=appended)
         return appended
 
-    async def parse_many(self, parse: Callable[[bytes], Parsed], deliveries: Sequence[Delivery]) -> ParsedBatch:
-        """Parse and map many deliveries for one COPY (`tracker import`), quarantining those refused;
-        `append_many` appends the rest. Apart, so that an import parses a chunk while the one before it is
-        appended."""
-        started = time.perf_counter()
-        parsed: list[tuple[int, NewEvent]] = []
-        stored: list[StoredEvent] = []
+    async def convert_batch(self, parse: Callable[[bytes], Parsed], deliveries: Iterable[Delivery]) -> Batch:
+        """Convert many deliveries for one transaction (`append_batch`), setting those refused aside with the
+        reason. Apart, so that an import converts a chunk while the one before it is appended."""
+        batch = Batch([], [], [], {}, time.perf_counter())
+        mapper = self._event_log.mapper
         for index, delivery in enumerate(deliveries):
+            batch.deliveries.append(delivery)
             try:
-                event, stored_event = convert_delivery(parse, delivery, self._event_log.mapper)
+                event, stored = convert_delivery(parse, delivery, mapper)
             except REFUSED as exc:
-                await self._refuse(delivery, exc, None, started=started)
+                batch.refused[index] = _refusal(delivery, exc, None)
             else:
-                parsed.append((index, event))
-                stored.append(stored_event)
-            await give_way(index + 1, _PARSED_BETWEEN_TURNS)
-        return ParsedBatch(parse, deliveries, parsed, stored)
+                batch.events.append((index, event))
+                batch.stored.append(stored)
+            await give_way(index + 1, _CONVERTED_BETWEEN_TURNS)
+        return batch
 
-    async def append_many(self, batch: ParsedBatch) -> list[bool | None]:
-        """Append a parsed batch in one COPY: for each delivery, True if appended, False if a duplicate, None
-        if quarantined. Should the database refuse a row, the deliveries are appended one by one the usual
-        way instead, which quarantines that one and keeps its neighbours."""
-        deliveries = batch.deliveries
-        outcomes: list[bool | None] = [None] * len(deliveries)
-        try:
-            appended = await self._event_log.copy_append([event for _, event in batch.parsed], batch.stored)
-        except asyncpg.PostgresError as exc:
-            if not refused_by_database(exc):
-                raise StoreUnavailableError(f"event log unavailable: {type(exc).__name__}") from exc
-            for index, _ in batch.parsed:
-                with contextlib.suppress(*REFUSED):
-                    appended_one = await self.ingest(batch.parse, deliveries[index], wait_for_room=True)
-                    outcomes[index] = not appended_one.duplicate
-            return outcomes
-        for (index, event), fresh in zip(batch.parsed, appended, strict=True):
-            outcomes[index] = fresh
-            outcome = "stored" if fresh else "duplicate"
-            self._metrics.delivered(deliveries[index].source, type_label(event.notification_type), outcome)
+    async def append_batch(
+        self, batch: Batch, transaction: AbstractAsyncContextManager[Connection] | None = None
+    ) -> list[bool | None]:
+        """Append a converted batch and keep its refused deliveries in one transaction, then count each delivery:
+        for each, True if appended, False if a duplicate, None if quarantined.
+
+        `transaction` opens the connection to write on and commits, with the batch, what else the caller wrote on
+        it (a Kinesis shard's checkpoint); by default a transaction of the batch's own, which raises
+        StoreUnavailableError when the database fails. The events go in one COPY; should the database refuse
+        one, one by one, so that it alone is quarantined and its neighbours stored.
+        """
+        refused = dict(batch.refused)
+        async with transaction or self._transaction() as conn:
+            appended = await self._append_on(conn, batch, batch.events, batch.stored, refused)
+            if refused:
+                await self._quarantine.keep_on(conn, [refused[index].row for index in sorted(refused)])
+        seconds = time.perf_counter() - batch.started
+        types = {index: event.notification_type for index, event in batch.events}
+        outcomes: list[bool | None] = []
+        for index, delivery in enumerate(batch.deliveries):
+            if index in refused:
+                self._count_refusal(delivery, refused[index], seconds)
+                outcomes.append(None)
+            else:
+                outcomes.append(fresh := appended[index])
+                self.count(delivery.source, types[index], "stored" if fresh else "duplicate", seconds)
         return outcomes
 
-    async def _refuse(
-        self, delivery: Delivery, exc: Exception, notification_type: str | None, *, started: float, keep: bool = True
-    ) -> None:
-        """Quarantine a delivery that cannot be stored (unless `keep` is False: it is kept there already)."""
-        if isinstance(exc, SchemaError | ConversionError):
-            notification_type = exc.notification_type
-        reason = delivery.reason(exc)
-        if keep:
-            await self._keep(delivery, exc, reason)
-        self._report(delivery, notification_type, "quarantined", started=started, reason=reason)
+    async def append_own(self, event: NewEvent, source: str) -> Appended:
+        """Append an event the tracker writes itself (a fetched config), waiting for room, and count it under
+        `source`; resolves once its transaction has committed.
 
-    async def _keep(self, delivery: Delivery, exc: Exception, reason: str) -> None:
-        problems = exc.problems if isinstance(exc, SchemaError) else []
-        source, raw, delivery_id, headers = delivery.source, delivery.raw, delivery.delivery_id, delivery.headers
-        kept_id = bounded(delivery_id) if delivery_id else None
-        full_id = delivery_id if delivery_id and kept_id != delivery_id else None
-        refused = Refused(source, reason, raw, kept_id, problems, headers, delivery.signature_verified, full_id)
-        await self._quarantine.keep(refused)
+        Nothing to parse or quarantine: what a refusal (EventRefusedError) means is the caller's to record.
+        StoreUnavailableError when the caller should retry later.
+        """
+        started = time.perf_counter()
+        try:
+            appended = await self._commit.append(event, wait_for_room=True)
+        except StoreUnavailableError as exc:
+            self.count_own(source, event, "unavailable", time.perf_counter() - started, reason=str(exc))
+            raise
+        outcome = "duplicate" if appended.duplicate else "stored"
+        self.count_own(source, event, outcome, time.perf_counter() - started, appended=appended)
+        return appended
 
-    def _report(
+    def count(
         self,
-        delivery: Delivery,
+        source: str,
         notification_type: str | None,
         outcome: str,
+        seconds: float | None = None,
+        delivery_id: str | None = None,
         *,
-        started: float,
         appended: Appended | None = None,
         reason: str | None = None,
+        label: str | None = None,
     ) -> None:
-        """Count the delivery and log it: the routine outcomes at DEBUG (a line per notification would cost
-        the webhook about 5% of its CPU), the ones an operator should see at WARNING."""
-        seconds = time.perf_counter() - started
-        self._metrics.delivered(delivery.source, type_label(notification_type), outcome, seconds)
-        level = logging.DEBUG if appended is not None else logging.WARNING
+        """Count a delivery by source, type and outcome (`seconds`: from its conversion to its commit) and log it:
+        the routine outcomes at DEBUG (a line per notification would cost the webhook about 5% of its CPU), the
+        ones an operator should see at WARNING.
+
+        The type is counted by a bounded label: `type_label`'s, never a sender's spelling, or `label`, the type
+        an event of the tracker's own declares (`count_own`).
+        """
+        self._metrics.delivered(source, label or type_label(notification_type), outcome, seconds)
+        level = logging.DEBUG if outcome in ("stored", "duplicate") else logging.WARNING
         if not log.isEnabledFor(level):
             return
-        fields = {
-            "source": delivery.source,
-            "delivery_id": delivery.delivery_id,
+        fields: dict[str, Any] = {
+            "source": source,
+            "delivery_id": delivery_id,
             "notification_type": notification_type,
             "outcome": outcome,
-            "latency_ms": round(seconds * 1000, 3),
         }
+        if seconds is not None:
+            fields["latency_ms"] = round(seconds * 1000, 3)
         if appended is not None:
             fields |= {"position": appended.position, "stream_id": appended.stream_id}
         if reason is not None:
             fields["reason"] = reason
         log.log(level, "notification %s", outcome, extra=fields)
+
+    def count_own(
+        self,
+        source: str,
+        event: NewEvent,
+        outcome: str,
+        seconds: float | None = None,
+        *,
+        appended: Appended | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Count an event the tracker wrote itself (a fetched config, an operator action) as `count` counts a
+        delivery, under the type its class declares."""
+        label = event.event_class.NOTIFICATION_TYPE or UNKNOWN_TYPE
+        self.count(source, event.notification_type, outcome, seconds, appended=appended, reason=reason, label=label)
+
+    def _count_refusal(self, delivery: Delivery, refused: Refusal, seconds: float) -> None:
+        reason = refused.row.reason
+        self.count(delivery.source, refused.notification_type, "quarantined", seconds, delivery.delivery_id,
+                   reason=reason)  # fmt: skip
+
+    async def _append_on(
+        self,
+        conn: Connection,
+        batch: Batch,
+        events: list[tuple[int, NewEvent]],
+        stored: list[StoredEvent],
+        refused: dict[int, Refusal],
+    ) -> dict[int, bool]:
+        """Append `events` by COPY, each delivery's index to True if appended, False if a duplicate; should the
+        database refuse one, one by one, each refused added to `refused`."""
+        if not events:
+            return {}
+        try:
+            async with conn.transaction():  # a savepoint: a refusal leaves the batch's transaction usable
+                fresh = await self._event_log.copy_append_on(conn, [event for _, event in events], stored)
+        except asyncpg.PostgresError as exc:
+            if not refused_by_database(exc):
+                raise
+            if len(events) == 1:
+                ((index, event),) = events
+                error = EventRefusedError(f"the database refused the event: {exc}")
+                refused[index] = _refusal(batch.deliveries[index], error, event.notification_type)
+                return {}
+            appended: dict[int, bool] = {}
+            for one, stored_one in zip(events, stored, strict=True):  # one by one, to keep the others
+                appended |= await self._append_on(conn, batch, [one], [stored_one], refused)
+            return appended
+        return {index: appended for (index, _), appended in zip(events, fresh, strict=True)}
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Connection]:
+        """A transaction of a batch's own (an import's chunk); a failing database: StoreUnavailableError."""
+        try:
+            with UnavailableGuard("event log"):
+                async with self._pool.acquire() as conn, conn.transaction():
+                    yield conn
+        except asyncpg.PostgresError as exc:
+            raise StoreUnavailableError(f"event log unavailable: {type(exc).__name__}") from exc
 
 
 def convert_delivery(
@@ -266,3 +381,24 @@ def new_event(notification: Parsed, delivery: Delivery) -> NewEvent:
         dedupe_key=dedupe_key(notification, delivery.delivery_id, delivery.raw),
         received_at=delivery.received_at,
     )
+
+
+def refusal(delivery: Delivery, exc: Exception) -> Refused:
+    """The quarantine row that keeps a refused delivery with the reason: the one row of every door, whichever
+    step refused it."""
+    problems = exc.problems if isinstance(exc, SchemaError) else []
+    delivery_id = delivery.delivery_id
+    kept_id = bounded(delivery_id) if delivery_id else None
+    full_id = delivery_id if delivery_id and kept_id != delivery_id else None
+    return Refused(delivery.source, delivery.reason(exc), delivery.raw, kept_id, problems, delivery.kept_headers(),
+                   delivery.signature_verified, full_id)  # fmt: skip
+
+
+def _refusal(delivery: Delivery, exc: Exception, notification_type: str | None) -> Refusal:
+    if isinstance(exc, SchemaError | ConversionError):
+        notification_type = exc.notification_type
+    return Refusal(refusal(delivery, exc), notification_type)
+
+
+def _kebab(name: str) -> str:
+    return "".join(f"-{c.lower()}" if c.isupper() else c for c in name)

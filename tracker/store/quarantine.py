@@ -22,7 +22,7 @@ _CREDENTIAL_WORDS = ("authorization", "cookie", "token", "key", "secret", "signa
 """A header whose name holds one of these may carry a credential: it is never written to the database."""
 _KEPT_ANYWAY = frozenset({"svix-signature", "webhook-signature", "kinesis-partition-key"})
 """Named like a credential but needed to understand a delivery: a Svix or Standard Webhooks signature proves the
-sender and opens nothing; a Kinesis record's partition key, as `tracker.ingest.kinesis_records` names it."""
+sender and opens nothing; a Kinesis record's partition key, as `tracker.ingest.pipeline` names a transport's field."""
 
 STATUSES = ("pending", "replayed", "discarded")
 MAX_ID = 2**63 - 1

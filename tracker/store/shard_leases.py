@@ -1,24 +1,23 @@
 """Kinesis shard leases and checkpoints in PostgreSQL (`sql/010_kinesis.sql`).
 
 A lease says which consumer reads a shard and until when; every take bumps a counter, so a steal
-names the lease it saw. A batch commits its events, its quarantined records and the shard's new
-checkpoint in one transaction, and only while its consumer still owns the shard: a consumer that lost
-the lease (to a steal, or after it expired and was taken) can fetch, but never store.
+names the lease it saw. The shard's checkpoint moves in the transaction that stores a page (its events and
+quarantined records, written by the pipeline on the connection `checkpointing` yields), and only while its
+consumer still owns the shard: a consumer that lost the lease (to a steal, or after it expired and was taken)
+can fetch, but never store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
-from eventsourcing.persistence import StoredEvent
 
 from tracker.store.database import Connection, Pool
-from tracker.store.errors import UnavailableGuard, refused_by_database
-from tracker.store.event_log import EventLog, NewEvent
-from tracker.store.quarantine import Quarantine, Refused
+from tracker.store.errors import UnavailableGuard
 
 
 class LeaseLostError(Exception):
@@ -83,11 +82,8 @@ def _lease(row: asyncpg.Record) -> ShardLease:
 
 
 class ShardLeases:
-    def __init__(self, pool: Pool, event_log: EventLog, quarantine: Quarantine) -> None:
+    def __init__(self, pool: Pool) -> None:
         self._pool = pool
-        self.event_log = event_log
-        """The log a commit appends to: its mapper maps each record as the reader converts it."""
-        self._quarantine = quarantine
 
     async def record_shards(self, stream: str, listed: Sequence[ListedShard]) -> None:
         """Add shards not seen before, and the ending sequence of those closed since."""
@@ -155,26 +151,14 @@ class ShardLeases:
             )
         return None if row is None else _lease(row)
 
-    async def commit(
-        self,
-        stream: str,
-        shard_id: str,
-        owner: str,
-        *,
-        sequence: str,
-        millis_behind: int | None,
-        events: Sequence[NewEvent],
-        stored: Sequence[StoredEvent],
-        refused: Sequence[Refused],
-        on_refused: Callable[[NewEvent, str], Refused],
-    ) -> list[bool]:
-        """Store a batch and move the shard's checkpoint to `sequence`, together or not at all; for each
-        event stored, True if appended and False if a duplicate (in order, unless some were refused).
-        `stored` is the batch mapped by the log's `to_stored`, as its records were converted.
+    @contextlib.asynccontextmanager
+    async def checkpointing(
+        self, stream: str, shard_id: str, owner: str, *, sequence: str, millis_behind: int | None
+    ) -> AsyncIterator[Connection]:
+        """Open a transaction that moves the shard's checkpoint to `sequence` and yield its connection: what the
+        caller writes on it (a page's events and quarantined records) commits with the checkpoint, or nothing does.
 
-        LeaseLostError if the owner no longer holds the shard. An event the database refuses (none
-        should be: the parser screens what jsonb cannot hold) goes to the quarantine via `on_refused`,
-        so that one record never blocks its shard.
+        LeaseLostError if the owner no longer holds the shard: then nothing is written.
         """
         with UnavailableGuard("shard leases"):
             async with self._pool.acquire() as conn, conn.transaction():
@@ -192,36 +176,7 @@ class ShardLeases:
                 if not held:
                     msg = f"shard {shard_id} of {stream} is no longer leased by {owner}"
                     raise LeaseLostError(msg)
-                appended, also_refused = await self._append(conn, events, stored, on_refused)
-                if refused or also_refused:
-                    await self._quarantine.keep_on(conn, [*refused, *also_refused])
-        return appended
-
-    async def _append(
-        self,
-        conn: Connection,
-        events: Sequence[NewEvent],
-        stored: Sequence[StoredEvent],
-        on_refused: Callable[[NewEvent, str], Refused],
-    ) -> tuple[list[bool], list[Refused]]:
-        """A page by COPY (a page holds up to 10,000 records); should the database refuse one, one by one."""
-        if not events:
-            return [], []
-        try:
-            async with conn.transaction():  # a savepoint: a refusal leaves the batch's transaction usable
-                return await self.event_log.copy_append_on(conn, events, stored), []
-        except asyncpg.PostgresError as exc:
-            if not refused_by_database(exc):
-                raise
-            if len(events) == 1:
-                return [], [on_refused(events[0], f"the database refused the event: {exc}")]
-        appended: list[bool] = []
-        refused: list[Refused] = []
-        for event, stored_event in zip(events, stored, strict=True):  # one by one, to keep the others
-            fresh, kept = await self._append(conn, [event], [stored_event], on_refused)
-            appended += fresh
-            refused += kept
-        return appended, refused
+                yield conn
 
     async def finish(self, stream: str, shard_id: str, owner: str) -> bool:
         """Mark a shard read to its end and free it, so its children may be taken; False if not owned."""
