@@ -6,11 +6,10 @@
 -- Why a stamp and not the rows' own `position`: a view can be written with a position the read model's
 -- checkpoint has already passed (an entity's events wait behind its dead letter, then are folded), and
 -- an installation's health changes when its connection's status or a destination it names does,
--- through the triggers of `sql/006_health.sql`, without a position of its own.
+-- through the health triggers (sql/006_health.sql), without a position of its own.
 --
--- Why `seq` is in commit order: the stamping trigger takes HEALTH_LOCK (as every writer of the view
--- tables does, see `sql/006_health.sql`), which a transaction holds until it has committed, so a
--- transaction that stamps later commits later and a reader that sees a `seq` sees every smaller one.
+-- The stamps are written by the triggers of sql/repeatable/stamp_view_changes.sql, which says why `seq`
+-- is in commit order.
 CREATE TABLE view_changes (
     entity    text   NOT NULL,  -- installation | connection | destination
     entity_id text   NOT NULL,
@@ -20,56 +19,6 @@ CREATE TABLE view_changes (
 );
 CREATE SEQUENCE view_changes_seq OWNED BY view_changes.seq;
 CREATE INDEX view_changes_seq_idx ON view_changes (seq);
-
--- Arguments: the entity and the table's key column. A new row is a change; an updated one is when
--- any column differs (a connection's status reaching its installations, a rebuild's new documents),
--- not when a statement rewrote it as it was (the destination fan-out of sql/006 does).
-CREATE FUNCTION stamp_view_changes() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    stamped bigint;
-BEGIN
-    PERFORM pg_advisory_xact_lock(128034608999171);
-    IF TG_OP = 'INSERT' THEN
-        EXECUTE format(
-            'INSERT INTO view_changes (entity, entity_id, seq, position)'
-            ' SELECT %L, n.%I, nextval(''view_changes_seq''), n.position FROM changed n'
-            ' ON CONFLICT (entity, entity_id) DO UPDATE SET seq = EXCLUDED.seq, position = EXCLUDED.position',
-            TG_ARGV[0], TG_ARGV[1]
-        );
-    ELSE
-        EXECUTE format(
-            'INSERT INTO view_changes (entity, entity_id, seq, position)'
-            ' SELECT %L, n.%I, nextval(''view_changes_seq''), n.position'
-            ' FROM changed n JOIN before o ON o.%I = n.%I WHERE n.position <> o.position OR ROW(n.*) IS DISTINCT FROM ROW(o.*)'
-            ' ON CONFLICT (entity, entity_id) DO UPDATE SET seq = EXCLUDED.seq, position = EXCLUDED.position',
-            TG_ARGV[0], TG_ARGV[1], TG_ARGV[1], TG_ARGV[1]
-        );
-    END IF;
-    GET DIAGNOSTICS stamped = ROW_COUNT;
-    IF stamped > 0 THEN
-        PERFORM pg_notify('tracker_view_changes', '');
-    END IF;
-    RETURN NULL;
-END $$;
-
-CREATE TRIGGER installation_changes_on_insert AFTER INSERT ON installation_view
-    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT
-    EXECUTE FUNCTION stamp_view_changes('installation', 'installation_id');
-CREATE TRIGGER installation_changes_on_update AFTER UPDATE ON installation_view
-    REFERENCING OLD TABLE AS before NEW TABLE AS changed FOR EACH STATEMENT
-    EXECUTE FUNCTION stamp_view_changes('installation', 'installation_id');
-CREATE TRIGGER connection_changes_on_insert AFTER INSERT ON connection_view
-    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT
-    EXECUTE FUNCTION stamp_view_changes('connection', 'connection_id');
-CREATE TRIGGER connection_changes_on_update AFTER UPDATE ON connection_view
-    REFERENCING OLD TABLE AS before NEW TABLE AS changed FOR EACH STATEMENT
-    EXECUTE FUNCTION stamp_view_changes('connection', 'connection_id');
-CREATE TRIGGER destination_changes_on_insert AFTER INSERT ON destination_view
-    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT
-    EXECUTE FUNCTION stamp_view_changes('destination', 'destination_id');
-CREATE TRIGGER destination_changes_on_update AFTER UPDATE ON destination_view
-    REFERENCING OLD TABLE AS before NEW TABLE AS changed FOR EACH STATEMENT
-    EXECUTE FUNCTION stamp_view_changes('destination', 'destination_id');
 
 -- Rows that exist already: stamped once, so a feed read from 0 starts with every entity's state.
 INSERT INTO view_changes (entity, entity_id, seq, position)

@@ -1,40 +1,13 @@
 -- An installation joins its connection within its own project only, so that a token limited to project A
 -- cannot read project B's connection error through an installation of A naming B's connection. A
 -- connection of another project, or a project missing on either side, joins nothing: the installation's
--- connection is unknown.
-CREATE OR REPLACE FUNCTION installation_joined_health() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_advisory_xact_lock(128034608999171);
-    NEW.connection_status := (
-        SELECT c.status FROM connection_view c
-        WHERE c.connection_id = NEW.connection_id AND c.project_id = NEW.project_id
-    );
-    NEW.destination_disabled := EXISTS (
-        SELECT 1 FROM destination_view d
-        WHERE d.project_id = NEW.project_id AND d.disabled AND NEW.destinations ? d.destination_name
-    );
-    RETURN NEW;
-END $$;
+-- connection is unknown. The rule is in the health trigger functions (sql/repeatable/
+-- installation_joined_health.sql, connection_health_fan_out.sql), which this migration replaced.
 
--- The installations naming a written connection's id, in any project: a connection that moved to
--- another project leaves the installations of its old one without a status.
-CREATE OR REPLACE FUNCTION connection_health_fan_out() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_advisory_xact_lock(128034608999171);
-    WITH now AS (
-        SELECT touched.connection_id, c.project_id, c.status
-        FROM (SELECT DISTINCT connection_id FROM changed) touched
-        LEFT JOIN connection_view c USING (connection_id)
-    )
-    UPDATE installation_view i
-    SET connection_status = CASE WHEN i.project_id = now.project_id THEN now.status END
-    FROM now
-    WHERE i.connection_id = now.connection_id
-      AND i.connection_status IS DISTINCT FROM (CASE WHEN i.project_id = now.project_id THEN now.status END);
-    RETURN NULL;
-END $$;
-
--- The rows written before: the status each would have joined under the rule above.
+-- The rows written before: the status each would have joined under the rule above. On a database migrated
+-- through 013 before, the change-feed trigger (then of sql/013 or 017) stamps the rows this changes; on one
+-- migrated now from before 013 no trigger exists yet (the repeatable files come after), but 013 has just
+-- stamped every row, in this same transaction, so the feed shows their new state either way.
 WITH joined AS (
     SELECT i.installation_id, c.status
     FROM installation_view i

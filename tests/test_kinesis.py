@@ -301,6 +301,7 @@ async def test_a_consumer_killed_between_fetch_and_commit_loses_nothing_and_stor
             return bool(
                 await probe.pool.fetchval(
                     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
                     " AND ((classid::bigint << 32) | objid::bigint) = $1",
                     APPEND_LOCK,
                 )

@@ -17,6 +17,7 @@ async def leaders(tracker: Tracker) -> dict[str, list[int]]:
     rows = await tracker.pool.fetch(
         "SELECT ((classid::bigint << 32) | objid::bigint) AS key, pid FROM pg_locks"
         " WHERE locktype = 'advisory' AND objsubid = 1 AND granted"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     )
     held: dict[int, list[int]] = {}
     for row in rows:

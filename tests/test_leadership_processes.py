@@ -14,13 +14,14 @@ import pytest
 from projections import READ_MODELS
 from tracker import Tracker
 from tracker.store.leadership import leadership_key
+from tracker.store.locks import LEADERSHIP_TAG
 
 from .conftest import MakeTracker
 from .notifications import config, installation_event, new_id
 from .waiting import eventually
 
 _KEYS = {leadership_key(model.name) & 0xFFFF_FFFF: model.name for model in READ_MODELS}
-_CLASS = 0x7472_6C64
+_CLASS = LEADERSHIP_TAG
 
 
 @pytest.fixture
@@ -55,7 +56,8 @@ async def leaders(tracker: Tracker) -> dict[str, list[str]]:
     """Which processes hold each read model's leadership lock."""
     rows = await tracker.pool.fetch(
         "SELECT l.objid::bigint AS objid, a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
-        " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1",
+        " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1"
+        " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
         _CLASS,
     )
     held: dict[str, list[str]] = {name: [] for name in _KEYS.values()}

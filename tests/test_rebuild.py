@@ -19,10 +19,10 @@ from projections.installations import InstallationView
 from tracker import Tracker
 from tracker.domain.recorded import Recorded
 from tracker.projecting import rebuild, replay
-from tracker.projecting.rebuild import Progress, RebuildRunningError, rebuild_lock_key
+from tracker.projecting.rebuild import Progress, RebuildRunningError
 from tracker.projecting.replay import OnPage, StreamRange
-from tracker.projecting.runner import HEALTH_LOCK
 from tracker.settings import Settings
+from tracker.store.locks import HEALTH_LOCK, rebuild_lock_key
 
 from .conftest import MakeTracker
 from .notifications import config, connection_fields, installation_event, new_id, notification
@@ -353,7 +353,8 @@ async def test_a_cancelled_rebuild_leaves_no_lock_and_no_shadow_behind(tracker: 
 
         async def released() -> bool:  # an ended session's locks go when the server sees the socket close
             held = await tracker.pool.fetchval(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = ANY($1::oid[])",
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = ANY($1::oid[])"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
                 locks,
             )
             return held == 0

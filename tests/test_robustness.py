@@ -86,7 +86,10 @@ async def test_a_full_queue_refuses_before_reading_the_body(
             filling.append(asyncio.create_task(client.post("/webhooks/ampersand", data=body, headers=headers)))
 
         async def both_writers_wait_for_the_lock() -> bool:
-            waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            waiting = (
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
             if await tracker.pool.fetchval(waiting) < 2:
                 post()  # one at a time, so that each writer takes a batch of one
             return bool(await tracker.pool.fetchval(waiting) == 2)

@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic
@@ -33,13 +32,13 @@ from tracker.projecting import dead_letters
 from tracker.projecting.folding import Failure, fold
 from tracker.projecting.replay import StreamRange, replay, shadow_of
 from tracker.projecting.replay_worker import run_worker
-from tracker.projecting.runner import HEALTH_LOCK, batch_sql, read_batch
+from tracker.projecting.runner import batch_sql, read_batch
 from tracker.projecting.view_store import ISSUE_COLUMNS
 from tracker.store.database import Connection, Pool
+from tracker.store.locks import HEALTH_LOCK, rebuild_lock_key
 
 log = logging.getLogger(__name__)
 
-_KEY_PREFIX = 0x7472_7262  # "trrb": the high half of every rebuild lock key; crc32(name) is the low half
 WORKERS_FROM = 100_000
 """Events from which a replay is split across worker processes: below, starting them costs more than it saves."""
 _RECORD_EVERY = 1.0
@@ -48,11 +47,6 @@ _RECORD_EVERY = 1.0
 
 class RebuildRunningError(RuntimeError):
     """Another rebuild of the read model holds its lock, in this process or another."""
-
-
-def rebuild_lock_key(name: str) -> int:
-    key = (_KEY_PREFIX << 32) | zlib.crc32(name.encode())
-    return key - (1 << 64) if key >= 1 << 63 else key
 
 
 @dataclass(slots=True)

@@ -19,6 +19,7 @@ from tracker.projecting import dead_letters
 from tracker.projecting.folding import fold
 from tracker.projecting.view_store import ViewStore
 from tracker.store.database import Connection, Pool
+from tracker.store.locks import HEALTH_LOCK
 from tracker.wake import follow
 
 log = logging.getLogger(__name__)
@@ -30,12 +31,6 @@ _LOCK_RETRY = 0.02
 _HEARTBEAT_EVERY = 1.0
 """Seconds between two heartbeats of a runner that keeps folding."""
 _NO_END = 2**63 - 1
-HEALTH_LOCK = 0x7472_6163_6B03
-"""Read models write one at a time: an installation's health joins its connection's and destinations' rows,
-kept in step by the triggers of `sql/006_health.sql`, which take this lock too. Taken first, before any
-row lock, so that no two writers wait on each other."""
-
-
 def batch_sql(batch_size: int) -> str:
     """The next batch of a read model's events after $1 (its types: $2), up to $3 at most.
 

@@ -5,22 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import zlib
 
 import asyncpg
 
 from tracker.store.database import connect
 from tracker.store.errors import UNAVAILABLE_ERRORS
+from tracker.store.locks import leadership_key
+
+__all__ = ["Leadership", "leadership_key"]  # tests import the key from here
 
 log = logging.getLogger(__name__)
-
-_KEY_PREFIX = 0x7472_6C64  # "trld": the high half of every leadership lock key; crc32(name) is the low half
-
-
-def leadership_key(name: str) -> int:
-    """The advisory lock key of a read model's leadership (a signed bigint, as PostgreSQL takes it)."""
-    key = (_KEY_PREFIX << 32) | zlib.crc32(name.encode())
-    return key - (1 << 64) if key >= 1 << 63 else key
 
 
 class Leadership:
