@@ -14,9 +14,11 @@ from typing import Any, Literal, TypeGuard
 import orjson
 
 from projections.read_model import CAMEL_CASE
+from tracker.domain import installation
+from tracker.domain.catalog import types_of
 
-CARRIES_CONFIG = frozenset(
-    ("installation.created", "installation.updated", "installation.deleted", "read.schedule.paused")
+CARRIES_CONFIG = types_of(
+    installation.Created, installation.Updated, installation.Deleted, installation.ReadSchedulePaused
 )
 """The notification types whose data may hold a `config` (and, for updates, a `lastConfig`)."""
 

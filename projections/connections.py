@@ -12,6 +12,9 @@ from projections.frozen import copy_with, replace
 from projections.health import Health, Reason, health_of
 from projections.issues import Issue, reports, track
 from projections.read_model import CAMEL_CASE, ReadModel, identity
+from tracker.domain import connection
+from tracker.domain.catalog import types_of
+from tracker.domain.connection import Connection
 from tracker.domain.recorded import Recorded
 
 IDENTITY = (
@@ -21,8 +24,9 @@ IDENTITY = (
     ("consumer_ref", "consumerRef"),
     ("consumer_name", "consumerName"),
 )
-_RESTORING = frozenset({"connection.created", "connection.refreshed", "connection.updated"})
-TYPES = _RESTORING | {"connection.error", "connection.deleted"}
+_DELETED, _FAILED = connection.Deleted.NOTIFICATION_TYPE, connection.Failed.NOTIFICATION_TYPE
+TYPES = types_of(connection.Created, connection.Refreshed, connection.Updated, connection.Failed, connection.Deleted)
+"""Of these, the types but `_DELETED` and `_FAILED` make the connection active again."""
 
 
 @dataclass(frozen=True)  # no slots: `replace` copies its __dict__
@@ -52,7 +56,7 @@ def evolve(view: ConnectionView | None, event: Recorded) -> ConnectionView | Non
     if event.type not in TYPES or (view is not None and event.version <= view.version):
         return view
     if view is None:
-        view = replace(_BLANK, connection_id=event.data["connectionId"], first_seen_at=event.received_at)
+        view = replace(_BLANK, connection_id=event.data[Connection.ID_FIELD], first_seen_at=event.received_at)
     changes = _status(view, event)
     stamp = {"version": event.version, "position": event.position, "updated_at": event.received_at}
     after = copy_with(view, {**stamp, **identity(event.data, IDENTITY), **changes})
@@ -85,9 +89,9 @@ def _status(view: ConnectionView, event: Recorded) -> dict[str, Any]:
     """The fields the event changes besides the version and the identity: those `_reasons` reads."""
     if view.status == "deleted":
         return {}  # deletion is final: a late `created` or `error` does not bring it back
-    if event.type == "connection.deleted":
+    if event.type == _DELETED:
         return {"status": "deleted", "errors": (), "error_since": None, "deleted_at": event.received_at}
-    if event.type == "connection.error":
+    if event.type == _FAILED:
         errors = event.data.get("errors") or event.data.get("error") or []
         since = view.error_since if view.status == "error" else event.received_at
         return {"status": "error", "errors": tuple(str(e) for e in errors), "error_since": since}
@@ -100,12 +104,12 @@ def _row(view: ConnectionView) -> tuple[Any, ...]:
 
 CONNECTIONS: ReadModel[ConnectionView] = ReadModel(
     name="connections",
-    stream_prefix="connection",
+    stream_prefix=Connection.STREAM_PREFIX,
     table="connection_view",
     key_column="connection_id",
     columns=(("project_id", "text"), ("provider", "text"), ("group_ref", "text"), ("status", "text")),
     types=TYPES,
-    key_of=lambda event: str(event.data["connectionId"]),
+    key_of=lambda event: str(event.data[Connection.ID_FIELD]),
     evolve=evolve,
     row_of=_row,
     adapter=TypeAdapter(ConnectionView),

@@ -12,10 +12,13 @@ from projections.frozen import replace
 from projections.health import Health, Reason, health_of
 from projections.issues import Issue, track
 from projections.read_model import CAMEL_CASE, ReadModel
+from tracker.domain.catalog import types_of
+from tracker.domain.destination import Destination, WebhookDisabled
 from tracker.domain.operator import DestinationEnabled
 from tracker.domain.recorded import Recorded
 
-TYPES = frozenset({"destination.webhook.disabled", DestinationEnabled.NOTIFICATION_TYPE})
+TYPES = types_of(WebhookDisabled, DestinationEnabled)
+_ENABLED = DestinationEnabled.NOTIFICATION_TYPE
 
 
 @dataclass(frozen=True)  # no slots: `replace` copies its __dict__
@@ -46,10 +49,10 @@ def evolve(view: DestinationView | None, event: Recorded) -> DestinationView | N
     data = event.data
     if view is None:
         view = DestinationView(
-            data["destinationId"], event.version, event.position, event.received_at, event.received_at
+            data[Destination.ID_FIELD], event.version, event.position, event.received_at, event.received_at
         )
     view = replace(view, version=event.version, position=event.position, updated_at=event.received_at)
-    if event.type == DestinationEnabled.NOTIFICATION_TYPE:
+    if event.type == _ENABLED:
         by = data.get("by")
         view = replace(view, disabled=False, disabled_at=None, enabled_by=by if isinstance(by, str) else None,
                        enabled_at=event.received_at)  # fmt: skip
@@ -84,12 +87,12 @@ def _row(view: DestinationView) -> tuple[Any, ...]:
 
 DESTINATIONS: ReadModel[DestinationView] = ReadModel(
     name="destinations",
-    stream_prefix="destination",
+    stream_prefix=Destination.STREAM_PREFIX,
     table="destination_view",
     key_column="destination_id",
     columns=(("project_id", "text"), ("disabled", "boolean"), ("destination_name", "text")),
     types=TYPES,
-    key_of=lambda event: str(event.data["destinationId"]),
+    key_of=lambda event: str(event.data[Destination.ID_FIELD]),
     evolve=evolve,
     row_of=_row,
     adapter=TypeAdapter(DestinationView),

@@ -1,9 +1,11 @@
-"""The installation read model: config versions, paused schedule, backfills, triggered reads, writes, health."""
+"""The installation read model: config versions, paused schedule, subscribe errors, health; its objects'
+backfills, triggered reads and writes are folded by `projections.installation_objects`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from operator import attrgetter, itemgetter
 from typing import Any
 
@@ -11,18 +13,22 @@ import orjson
 from pydantic import TypeAdapter
 from pydantic.alias_generators import to_snake
 
+from projections import installation_objects as objects_of
 from projections.config_versions import ConfigVersion, record, record_update
 from projections.frozen import copy_with, replace
 from projections.health import Health, Reason, health_of
+from projections.installation_objects import Backfill, ObjectState
 from projections.issues import Issue, reports, track
 from projections.read_model import CAMEL_CASE, ReadModel, identity
+from tracker.domain import installation
+from tracker.domain.base import TrackerEvent
+from tracker.domain.catalog import types_of
 from tracker.domain.config import ConfigFetched, ConfigUnavailable, without_query
-from tracker.domain.installation import IDENTITY_FIELDS
+from tracker.domain.installation import IDENTITY_FIELDS, Installation
 from tracker.domain.operator import ReadScheduleResumed
 from tracker.domain.recorded import Recorded
 
-IDENTITY = tuple((to_snake(field), field) for field in sorted(IDENTITY_FIELDS - {"installationId"}))
-LAST_ERRORS_KEPT = 10
+IDENTITY = tuple((to_snake(field), field) for field in sorted(IDENTITY_FIELDS - {Installation.ID_FIELD}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,65 +43,12 @@ class ReadSchedule:
 
 
 @dataclass(frozen=True, slots=True)
-class TriggeredRead:
-    __pydantic_config__ = CAMEL_CASE
-    status: str  # done | error
-    from_timestamp: str | None
-    until_timestamp: str | None
-    error: str | None
-    received_at: datetime
-
-
-@dataclass(frozen=True)  # no slots: `replace` copies its __dict__
-class Writes:
-    __pydantic_config__ = CAMEL_CASE
-    operations: int = 0
-    failed_operations: int = 0
-    successful_records: int = 0
-    record_errors: int = 0
-    last_success: bool | None = None
-    last_errors: tuple[str, ...] = ()
-    last_at: datetime | None = None
-    failing_since: datetime | None = None
-    """The first failed write since the last successful one."""
-
-
-@dataclass(frozen=True)  # no slots: `replace` copies its __dict__
-class ObjectState:
-    __pydantic_config__ = CAMEL_CASE
-    backfill_done: bool = False
-    backfill_done_at: datetime | None = None
-    read_since: datetime | None = None
-    """Since when the current config reads the object; None when it does not."""
-    last_triggered_read: TriggeredRead | None = None
-    writes: Writes = Writes()
-
-
-@dataclass(frozen=True, slots=True)
 class SubscribeError:
     __pydantic_config__ = CAMEL_CASE
     error: str | None
     received_at: datetime
     since: datetime
     """The first error since the last `installation.updated`."""
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectBackfill:
-    __pydantic_config__ = CAMEL_CASE
-    object_name: str
-    status: str  # done | pending
-    since: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class Backfill:
-    """The read objects of the current config, and which of them have finished their backfill."""
-
-    __pydantic_config__ = CAMEL_CASE
-    done: int = 0
-    total: int = 0
-    objects: tuple[ObjectBackfill, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +91,7 @@ class InstallationView:
     """The last config URL the tracker gave up fetching; a reason only while it is still the current URL."""
     destinations: tuple[str, ...] = ()
     """The destination names the current config's read and subscribe objects send to."""
-    backfill: Backfill = Backfill()
+    backfill: Backfill = Backfill()  # noqa: RUF009  (frozen: one instance serves every view)
     read_schedule: ReadSchedule = ReadSchedule()
     objects: dict[str, ObjectState] = field(default_factory=dict)
     last_subscribe_error: SubscribeError | None = None
@@ -154,11 +107,11 @@ or issues change)."""
 
 def evolve(view: InstallationView | None, event: Recorded) -> InstallationView | None:
     """Return the view after `event`; the same object when the event changes nothing."""
-    changes_of = _HANDLERS.get(event.type)
+    changes_of = _BY_TYPE.get(event.type)
     if changes_of is None or (view is not None and event.version <= view.version):
         return view
     if view is None:
-        view = replace(_BLANK, installation_id=event.data["installationId"], first_seen_at=event.received_at)
+        view = replace(_BLANK, installation_id=event.data[Installation.ID_FIELD], first_seen_at=event.received_at)
     changes = changes_of(view, event)
     stamp = {"version": event.version, "position": event.position, "updated_at": event.received_at}
     after = copy_with(view, {**stamp, **_identity(view, event.data), **changes})
@@ -192,53 +145,27 @@ _BLANK = InstallationView("", version=0, position=0, first_seen_at=datetime.min,
 _RULE_FIELDS = frozenset(
     ("deleted", "read_schedule", "last_subscribe_error", "config_missing_since", "config_fetch_failure", "config_url")
 )
-"""The fields `_reasons` reads, besides what `_failures` takes from each object."""
+"""The fields `_reasons` reads, besides what `installation_objects.failures` takes from each object."""
 
 
 def _same_reasons(view: InstallationView, changes: Changes) -> bool:
     """Whether the view after `changes` has the reasons of `view`, told cheaply: nothing `_reasons` reads
-    has changed.
-
-    Strict rather than exact: a failing object written again has its reason worked out anew, though it
-    may read the same.
-    """
+    has changed (strict rather than exact: see `same_failures`)."""
     for name, value in changes.items():
         if name in _RULE_FIELDS and value != getattr(view, name):
             return False
     objects: dict[str, ObjectState] | None = changes.get("objects")
-    if objects is None:
-        return True
-    if objects.keys() != view.objects.keys():
-        return False
-    for name, state in objects.items():
-        before = view.objects[name]
-        if state is not before and _failures(state) != _failures(before):
-            return False
-    return True
+    return objects is None or objects_of.same_failures(view.objects, objects)
 
 
 def _reasons(view: InstallationView) -> tuple[Reason, ...]:
     """The installation's own reasons (see the rules table in the README)."""
     reasons = []
-    # By name: a view read back from jsonb has its objects in jsonb's key order, not in order of arrival.
-    failures = {name: _failures(state) for name, state in sorted(view.objects.items())}
     schedule = view.read_schedule
     if schedule.paused and schedule.paused_at is not None:
         message = f"read schedule paused: {schedule.error}" if schedule.error else "read schedule paused"
         reasons.append(Reason("read_schedule_paused", message, schedule.paused_at))
-    failed_reads = {name: read for name, (read, _) in failures.items() if read is not None}
-    if failed_reads:
-        message = "triggered read failed: " + "; ".join(f"{name}: {read.error}" for name, read in failed_reads.items())
-        since = min(read.received_at for read in failed_reads.values())
-        reasons.append(Reason("triggered_read_failed", message, since, objects=tuple(failed_reads)))
-    failed_writes = {name: writes for name, (_, writes) in failures.items() if writes is not None}
-    if failed_writes:
-        message = "async write failed: " + "; ".join(
-            f"{name}: {'; '.join(writes.last_errors[-3:]) or 'no error given'}"
-            for name, writes in failed_writes.items()
-        )
-        since = min(writes.failing_since for writes in failed_writes.values() if writes.failing_since)
-        reasons.append(Reason("write_failed", message, since, objects=tuple(failed_writes)))
+    reasons += objects_of.object_reasons(view.objects)
     if (failure := view.last_subscribe_error) is not None:
         message = f"subscribe failed: {failure.error}" if failure.error else "subscribe failed"
         reasons.append(Reason("subscribe_failed", message, failure.since))
@@ -250,24 +177,6 @@ def _reasons(view: InstallationView) -> tuple[Reason, ...]:
             message = "config known only by its URL, not fetched yet"
         reasons.append(Reason("config_unavailable", message, view.config_missing_since))
     return tuple(reasons)
-
-
-def _failures(state: ObjectState) -> tuple[TriggeredRead | None, Writes | None]:
-    """What the rules read of an object: its last triggered read if it failed, its writes while they fail."""
-    read = state.last_triggered_read
-    failed_read = read if read is not None and read.status == "error" else None
-    return failed_read, state.writes if state.writes.failing_since is not None else None
-
-
-def _backfill(objects: dict[str, ObjectState]) -> Backfill:
-    progress = tuple(
-        ObjectBackfill(name, "done", state.backfill_done_at)
-        if state.backfill_done
-        else ObjectBackfill(name, "pending", state.read_since)
-        for name, state in sorted(objects.items())
-        if state.read_since is not None
-    )
-    return Backfill(sum(o.status == "done" for o in progress), len(progress), progress)
 
 
 def _created(view: InstallationView, event: Recorded) -> Changes:
@@ -304,9 +213,9 @@ def _config(view: InstallationView, data: dict[str, Any], at: datetime) -> Chang
         "config_missing_since": None,
         "destinations": _destinations(config),
     }
-    objects = _read_objects(view, config, at)
+    objects = objects_of.read_by(view.objects, config, at, first_config=view.config is None)
     if objects is not view.objects:  # a config that reads other objects: their backfills change too
-        changes |= {"objects": objects, "backfill": _backfill(objects)}
+        changes |= {"objects": objects, "backfill": objects_of.backfill_of(objects)}
     return changes
 
 
@@ -314,44 +223,9 @@ def _destinations(config: dict[str, Any]) -> tuple[str, ...]:
     names = {
         settings.get("destination")
         for section in ("read", "subscribe")
-        for settings in _objects_of(config, section).values()
+        for settings in objects_of.configured_objects(config, section).values()
     }
     return tuple(sorted(name for name in names if isinstance(name, str) and name))
-
-
-def _objects_of(config: dict[str, Any], section: str) -> dict[str, dict[str, Any]]:
-    """`config[section].objects`, read defensively: Ampersand types the config only as an object."""
-    objects = (config.get(section) or {}).get("objects") if isinstance(config.get(section), dict) else None
-    if not isinstance(objects, dict):
-        return {}
-    return {name: settings for name, settings in objects.items() if isinstance(settings, dict)}
-
-
-def _read_objects(view: InstallationView, config: dict[str, Any], at: datetime) -> dict[str, ObjectState]:
-    """Mark the objects the new config reads; one an update adds must backfill again, so starts pending.
-
-    The first config known keeps backfills already reported: deliveries are reordered, and a
-    `read.backfill.done` may come before the `installation.created` that lists its object. Returns
-    `view.objects` itself when the config reads the objects already read.
-    """
-    reads = _objects_of(config, "read")
-    changed = {
-        name: replace(state, read_since=None)
-        for name, state in view.objects.items()
-        if state.read_since is not None and name not in reads
-    }
-    first_read = ObjectState(read_since=at)  # of the objects no event has named yet: one state serves them all
-    for name in reads:
-        state = view.objects.get(name)
-        if state is None:
-            changed[name] = first_read
-        elif state.read_since is not None:
-            continue
-        elif view.config is None:
-            changed[name] = replace(state, read_since=at)
-        else:
-            changed[name] = replace(state, read_since=at, backfill_done=False, backfill_done_at=None)
-    return {**view.objects, **changed} if changed else view.objects
 
 
 def _updated(view: InstallationView, event: Recorded) -> Changes:
@@ -370,80 +244,19 @@ def _schedule_paused(view: InstallationView, event: Recorded) -> Changes:
     return _config(view, event.data, event.received_at) | {"read_schedule": paused}
 
 
-_UNSEEN = ObjectState()
-"""The state of an object no event has named yet."""
-
-
-def _object(view: InstallationView, event: Recorded) -> tuple[str, ObjectState]:
-    name: str = event.data["objectName"]
-    return name, view.objects.get(name, _UNSEEN)
-
-
-def _objects(view: InstallationView, name: str, state: ObjectState) -> Changes:
-    return {"objects": {**view.objects, name: state}}
-
-
 def _backfill_done(view: InstallationView, event: Recorded) -> Changes:
-    name, state = _object(view, event)
-    state = replace(state, backfill_done=True, backfill_done_at=event.received_at)
-    objects = {**view.objects, name: state}
+    objects = objects_of.after_backfill(view.objects, event)
     # A backfill that completes means reads run again: it clears a paused schedule.
-    return {"objects": objects, "backfill": _backfill(objects), "read_schedule": ReadSchedule()}
+    return {"objects": objects, "backfill": objects_of.backfill_of(objects), "read_schedule": ReadSchedule()}
 
 
 def _triggered_read(view: InstallationView, event: Recorded) -> Changes:
-    name, state = _object(view, event)
-    outcome = TriggeredRead(
-        status="done" if event.type == "read.triggered.done" else "error",
-        from_timestamp=event.data.get("fromTimestamp"),
-        until_timestamp=event.data.get("untilTimestamp"),
-        error=event.data.get("error"),
-        received_at=event.received_at,
-    )
-    if not _supersedes(outcome, state.last_triggered_read):
-        return {}
-    return _objects(view, name, replace(state, last_triggered_read=outcome))
-
-
-def _supersedes(new: TriggeredRead, old: TriggeredRead | None) -> bool:
-    """A late outcome of an older window must not hide a newer one; without windows, arrival wins."""
-    if old is None:
-        return True
-    new_until, old_until = _instant(new.until_timestamp), _instant(old.until_timestamp)
-    if new_until is None or old_until is None:
-        return True
-    return new_until >= old_until
-
-
-def _instant(timestamp: str | None) -> datetime | None:
-    if timestamp is None:
-        return None
-    try:
-        instant = datetime.fromisoformat(timestamp)
-    except ValueError:
-        return None
-    # RFC 3339 requires an offset; should one be missing, read it as UTC rather than fail to compare.
-    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+    objects = objects_of.after_triggered_read(view.objects, event)
+    return {} if objects is view.objects else {"objects": objects}
 
 
 def _write_done(view: InstallationView, event: Recorded) -> Changes:
-    name, state = _object(view, event)
-    success = bool(event.data.get("success"))
-    errors = [str(error) for error in event.data.get("errors") or []]
-    writes = state.writes
-    failing_since = None if success else writes.failing_since or event.received_at
-    writes = replace(
-        writes,
-        operations=writes.operations + 1,
-        failed_operations=writes.failed_operations + (not success),
-        successful_records=writes.successful_records + len(event.data.get("successfulRecordIds") or []),
-        record_errors=writes.record_errors + len(errors),
-        last_success=success,
-        last_errors=(*writes.last_errors, *errors)[-LAST_ERRORS_KEPT:],
-        last_at=event.received_at,
-        failing_since=failing_since,
-    )
-    return _objects(view, name, replace(state, writes=writes))
+    return {"objects": objects_of.after_write(view.objects, event)}
 
 
 def _subscribe_failed(view: InstallationView, event: Recorded) -> Changes:
@@ -481,20 +294,22 @@ def _config_unavailable(view: InstallationView, event: Recorded) -> Changes:
     return {"config_fetch_failure": ConfigFetchFailure(url, str(error), event.received_at)}
 
 
-_HANDLERS = {
-    "installation.created": _created,
-    "installation.updated": _updated,
-    "installation.deleted": _deleted,
-    "read.schedule.paused": _schedule_paused,
-    "read.backfill.done": _backfill_done,
-    "read.triggered.done": _triggered_read,
-    "read.triggered.error": _triggered_read,
-    "write.async.done": _write_done,
-    "subscribe.create.error": _subscribe_failed,
-    ReadScheduleResumed.NOTIFICATION_TYPE: _resumed,
-    ConfigFetched.NOTIFICATION_TYPE: _config_fetched,
-    ConfigUnavailable.NOTIFICATION_TYPE: _config_unavailable,
+_HANDLERS: dict[type[TrackerEvent], Callable[[InstallationView, Recorded], Changes]] = {
+    installation.Created: _created,
+    installation.Updated: _updated,
+    installation.Deleted: _deleted,
+    installation.ReadSchedulePaused: _schedule_paused,
+    installation.BackfillDone: _backfill_done,
+    installation.TriggeredReadDone: _triggered_read,
+    installation.TriggeredReadFailed: _triggered_read,
+    installation.AsyncWriteDone: _write_done,
+    installation.SubscribeFailed: _subscribe_failed,
+    ReadScheduleResumed: _resumed,
+    ConfigFetched: _config_fetched,
+    ConfigUnavailable: _config_unavailable,
 }
+"""What each event the read model folds changes; events of other classes change nothing."""
+_BY_TYPE = {event_class.NOTIFICATION_TYPE: changes_of for event_class, changes_of in _HANDLERS.items()}
 
 
 def _row(view: InstallationView) -> tuple[Any, ...]:
@@ -515,7 +330,7 @@ def _row(view: InstallationView) -> tuple[Any, ...]:
 
 INSTALLATIONS: ReadModel[InstallationView] = ReadModel(
     name="installations",
-    stream_prefix="installation",
+    stream_prefix=Installation.STREAM_PREFIX,
     table="installation_view",
     key_column="installation_id",
     columns=(
@@ -530,8 +345,8 @@ INSTALLATIONS: ReadModel[InstallationView] = ReadModel(
         ("destinations", "jsonb"),
         ("backfill_pending", "boolean"),
     ),
-    types=frozenset(_HANDLERS),
-    key_of=lambda event: str(event.data["installationId"]),
+    types=types_of(*_HANDLERS),
+    key_of=lambda event: str(event.data[Installation.ID_FIELD]),
     evolve=evolve,
     row_of=_row,
     adapter=TypeAdapter(InstallationView),

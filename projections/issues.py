@@ -11,17 +11,19 @@ from datetime import datetime
 
 from projections.config_versions import CARRIES_CONFIG
 from projections.read_model import CAMEL_CASE
+from tracker.domain import connection, destination, installation
+from tracker.domain.catalog import types_of
 from tracker.domain.config import ConfigUnavailable
 
 REPORTED_BY: dict[str, frozenset[str]] = {
-    "read_schedule_paused": frozenset({"read.schedule.paused"}),
-    "connection_error": frozenset({"connection.error"}),
-    "connection_deleted": frozenset({"connection.deleted"}),
-    "destination_disabled": frozenset({"destination.webhook.disabled"}),
-    "triggered_read_failed": frozenset({"read.triggered.error"}),
-    "write_failed": frozenset({"write.async.done"}),
-    "subscribe_failed": frozenset({"subscribe.create.error"}),
-    "config_unavailable": CARRIES_CONFIG | {ConfigUnavailable.NOTIFICATION_TYPE},  # it says why: the message changes
+    "read_schedule_paused": types_of(installation.ReadSchedulePaused),
+    "connection_error": types_of(connection.Failed),
+    "connection_deleted": types_of(connection.Deleted),
+    "destination_disabled": types_of(destination.WebhookDisabled),
+    "triggered_read_failed": types_of(installation.TriggeredReadFailed),
+    "write_failed": types_of(installation.AsyncWriteDone),
+    "subscribe_failed": types_of(installation.SubscribeFailed),
+    "config_unavailable": CARRIES_CONFIG | types_of(ConfigUnavailable),  # it says why: the message changes
 }
 """The notification types that report each problem: one of them while the problem stands is an occurrence."""
 

@@ -10,15 +10,8 @@ import pytest
 from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_camel
 
-from tracker.models import (
-    KNOWN_TYPES,
-    NOTIFICATION,
-    ConnectionFailed,
-    ConnectionFields,
-    InstallationCreated,
-    Unrecognized,
-    WriteAsyncDone,
-)
+from tracker.domain import connection, installation
+from tracker.models import ENVELOPES, KNOWN_TYPES, NOTIFICATION, ConnectionFields, Unrecognized
 
 from .spec import load_schemas
 
@@ -174,7 +167,7 @@ def test_config_url_has_its_own_alias() -> None:
     # to_camel would give configUrl, which Ampersand never sends.
     data = {k: v for k, v in FIRST_EXAMPLE["installation.created"].items() if k != "config"}
     notification = validate("installation.created", data | {"configURL": SIGNED_URL})
-    assert isinstance(notification, InstallationCreated)
+    assert isinstance(notification, ENVELOPES[installation.Created])
     assert notification.data.config_url == SIGNED_URL
     assert notification.data.config is None
     with pytest.raises(ValidationError):
@@ -223,7 +216,7 @@ def test_known_type_with_bad_data_is_not_downgraded_to_unrecognized() -> None:
 def test_connection_error_takes_error_as_an_array() -> None:
     data = FIRST_EXAMPLE["connection.created"] | {"error": ["Authentication failed"]}
     notification = validate("connection.error", data)
-    assert isinstance(notification, ConnectionFailed)
+    assert isinstance(notification, ENVELOPES[connection.Failed])
     assert notification.data.error == ["Authentication failed"]
     assert notification.data.errors == []
 
@@ -242,7 +235,7 @@ def test_write_async_done_partial_failure() -> None:
         "errors": ["duplicate record"],
     }
     notification = validate("write.async.done", data)
-    assert isinstance(notification, WriteAsyncDone)
+    assert isinstance(notification, ENVELOPES[installation.AsyncWriteDone])
     assert notification.data.success is False
     assert notification.data.successful_record_ids == ["rec-1"]
     assert notification.data.errors == ["duplicate record"]

@@ -151,7 +151,7 @@ async def _build(
         metrics=metrics,
         webhook=WebhookReceiver(pipeline, verifier, unsigned_from_anywhere=settings.insecure_no_verify),
         queries=Queries(views, Issues(pool), Rollups(pool), event_log, change_feed),
-        operator_actions=OperatorActions(event_log, commit),
+        operator_actions=OperatorActions(event_log, pipeline),
         quarantine_review=QuarantineReview(quarantine, pipeline),
         dead_letter_review=DeadLetterReview(dead_letters, wake_all),
         rebuilds=rebuilds,

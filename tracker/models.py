@@ -1,8 +1,12 @@
-"""Pydantic wire models of Ampersand notifications (shared/spec/notifications.yaml); used at the edge only."""
+"""Pydantic wire models of Ampersand notifications (shared/spec/notifications.yaml); used at the edge only.
+
+Each notification type is declared once, by its domain event class (`tracker.domain.catalog`); here each
+class gets the model of its `data`, and the envelope and the tagged union are built from that.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, Union
 
 from pydantic import (
     BaseModel,
@@ -13,10 +17,15 @@ from pydantic import (
     StringConstraints,
     Tag,
     TypeAdapter,
+    create_model,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
+
+from tracker.domain import connection, destination, installation
+from tracker.domain.base import TrackerEvent
+from tracker.domain.catalog import KNOWN_TYPES, NOTIFICATIONS
 
 EntityId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 """An id that keys a stream or an index: PostgreSQL's btree caps an entry at about 2.7 kB."""
@@ -157,81 +166,6 @@ class DestinationWebhookDisabledData(Wire):
     url: str
 
 
-class InstallationCreated(Wire):
-    notification_type: Literal["installation.created"]
-    data: InstallationCreatedData
-
-
-class InstallationUpdated(Wire):
-    notification_type: Literal["installation.updated"]
-    data: InstallationUpdatedData
-
-
-class InstallationDeleted(Wire):
-    notification_type: Literal["installation.deleted"]
-    data: InstallationDeletedData
-
-
-class ReadBackfillDone(Wire):
-    notification_type: Literal["read.backfill.done"]
-    data: ReadBackfillDoneData
-
-
-class ReadSchedulePaused(Wire):
-    notification_type: Literal["read.schedule.paused"]
-    data: ReadSchedulePausedData
-
-
-class ReadTriggeredDone(Wire):
-    notification_type: Literal["read.triggered.done"]
-    data: ReadTriggeredDoneData
-
-
-class ReadTriggeredFailed(Wire):
-    notification_type: Literal["read.triggered.error"]
-    data: ReadTriggeredErrorData
-
-
-class WriteAsyncDone(Wire):
-    notification_type: Literal["write.async.done"]
-    data: WriteAsyncDoneData
-
-
-class SubscribeCreateFailed(Wire):
-    notification_type: Literal["subscribe.create.error"]
-    data: SubscribeCreateErrorData
-
-
-class ConnectionCreated(Wire):
-    notification_type: Literal["connection.created"]
-    data: ConnectionFields
-
-
-class ConnectionRefreshed(Wire):
-    notification_type: Literal["connection.refreshed"]
-    data: ConnectionFields
-
-
-class ConnectionUpdated(Wire):
-    notification_type: Literal["connection.updated"]
-    data: ConnectionFields
-
-
-class ConnectionDeleted(Wire):
-    notification_type: Literal["connection.deleted"]
-    data: ConnectionFields
-
-
-class ConnectionFailed(Wire):
-    notification_type: Literal["connection.error"]
-    data: ConnectionErrorData
-
-
-class DestinationWebhookDisabled(Wire):
-    notification_type: Literal["destination.webhook.disabled"]
-    data: DestinationWebhookDisabledData
-
-
 class Unrecognized(Wire):
     """A type the spec does not list yet: stored as received, never rejected."""
 
@@ -239,25 +173,46 @@ class Unrecognized(Wire):
     data: dict[str, Any]
 
 
-KNOWN_TYPES: frozenset[str] = frozenset(
-    {
-        "installation.created",
-        "installation.updated",
-        "installation.deleted",
-        "read.backfill.done",
-        "read.schedule.paused",
-        "read.triggered.done",
-        "read.triggered.error",
-        "write.async.done",
-        "subscribe.create.error",
-        "connection.created",
-        "connection.refreshed",
-        "connection.updated",
-        "connection.deleted",
-        "connection.error",
-        "destination.webhook.disabled",
-    }
-)
+def _envelope(name: str, event_class: type[TrackerEvent], data: type[Wire]) -> tuple[type[TrackerEvent], type[Wire]]:
+    """The model of a whole notification of `event_class`'s type: `{"notificationType": <the type>, "data"}`."""
+    kind = Literal[event_class.NOTIFICATION_TYPE]  # type: ignore[name-defined]  # a Literal built from the class
+    model = create_model(name, __base__=Wire, __module__=__name__, notification_type=(kind, ...), data=(data, ...))
+    return event_class, model
+
+
+ENVELOPES: dict[type[TrackerEvent], type[Wire]] = dict((
+    _envelope("InstallationCreated", installation.Created, InstallationCreatedData),
+    _envelope("InstallationUpdated", installation.Updated, InstallationUpdatedData),
+    _envelope("InstallationDeleted", installation.Deleted, InstallationDeletedData),
+    _envelope("ReadBackfillDone", installation.BackfillDone, ReadBackfillDoneData),
+    _envelope("ReadSchedulePaused", installation.ReadSchedulePaused, ReadSchedulePausedData),
+    _envelope("ReadTriggeredDone", installation.TriggeredReadDone, ReadTriggeredDoneData),
+    _envelope("ReadTriggeredFailed", installation.TriggeredReadFailed, ReadTriggeredErrorData),
+    _envelope("WriteAsyncDone", installation.AsyncWriteDone, WriteAsyncDoneData),
+    _envelope("SubscribeCreateFailed", installation.SubscribeFailed, SubscribeCreateErrorData),
+    _envelope("ConnectionCreated", connection.Created, ConnectionFields),
+    _envelope("ConnectionRefreshed", connection.Refreshed, ConnectionFields),
+    _envelope("ConnectionUpdated", connection.Updated, ConnectionFields),
+    _envelope("ConnectionDeleted", connection.Deleted, ConnectionFields),
+    _envelope("ConnectionFailed", connection.Failed, ConnectionErrorData),
+    _envelope("DestinationWebhookDisabled", destination.WebhookDisabled, DestinationWebhookDisabledData),
+))  # fmt: skip
+"""The wire model of each notification type, by its domain event class, in the spec's order."""
+
+
+class MissingWireModelError(TypeError):
+    """A notification type the domain declares has no wire model here, or a wire model has no declared type."""
+
+
+def _check_every_type_has_a_wire_model() -> None:
+    unmatched = ENVELOPES.keys() ^ set(NOTIFICATIONS.values())
+    if unmatched:
+        kinds = ", ".join(sorted(cls.NOTIFICATION_TYPE for cls in unmatched))
+        msg = f"notification types with a wire model or a domain event class, not both: {kinds}"
+        raise MissingWireModelError(msg)
+
+
+_check_every_type_has_a_wire_model()
 
 
 def notification_tag(raw: Any) -> str:
@@ -266,24 +221,13 @@ def notification_tag(raw: Any) -> str:
     return kind if kind in KNOWN_TYPES else "unrecognized"
 
 
-Notification = Annotated[
-    Annotated[InstallationCreated, Tag("installation.created")]
-    | Annotated[InstallationUpdated, Tag("installation.updated")]
-    | Annotated[InstallationDeleted, Tag("installation.deleted")]
-    | Annotated[ReadBackfillDone, Tag("read.backfill.done")]
-    | Annotated[ReadSchedulePaused, Tag("read.schedule.paused")]
-    | Annotated[ReadTriggeredDone, Tag("read.triggered.done")]
-    | Annotated[ReadTriggeredFailed, Tag("read.triggered.error")]
-    | Annotated[WriteAsyncDone, Tag("write.async.done")]
-    | Annotated[SubscribeCreateFailed, Tag("subscribe.create.error")]
-    | Annotated[ConnectionCreated, Tag("connection.created")]
-    | Annotated[ConnectionRefreshed, Tag("connection.refreshed")]
-    | Annotated[ConnectionUpdated, Tag("connection.updated")]
-    | Annotated[ConnectionDeleted, Tag("connection.deleted")]
-    | Annotated[ConnectionFailed, Tag("connection.error")]
-    | Annotated[DestinationWebhookDisabled, Tag("destination.webhook.disabled")]
-    | Annotated[Unrecognized, Tag("unrecognized")],
-    Discriminator(notification_tag),
-]
-NOTIFICATION: TypeAdapter[Notification] = TypeAdapter(Notification)
+_MEMBERS = (
+    *(Annotated[model, Tag(event_class.NOTIFICATION_TYPE)] for event_class, model in ENVELOPES.items()),
+    Annotated[Unrecognized, Tag("unrecognized")],
+)
+Notification = Annotated[Union[_MEMBERS], Discriminator(notification_tag)]  # type: ignore[valid-type]  # noqa: UP007
+"""Any notification: the member of its type, or `Unrecognized` (built from `ENVELOPES`, hence `Union[...]`)."""
+NOTIFICATION: TypeAdapter[Wire] = TypeAdapter(Notification)
 """Built once at import: building the validator per request would dominate the webhook's cost."""
+
+__all__ = ["ENVELOPES", "KNOWN_TYPES", "NOTIFICATION", "Notification", "Unrecognized", "Wire", "notification_tag"]

@@ -3,6 +3,10 @@
 eventsourcing 9.5's own `DomainEvent` insists on UUID originator ids and its aggregates expect a
 "created" event first. Ampersand's ids are strings, and deliveries are reordered (a
 `read.backfill.done` may arrive before `installation.created`), so any event may open a stream.
+
+Each event class is the one declaration of its type: `NOTIFICATION_TYPE` (what the log's `type` column,
+the wire and the read models say), `TOPIC` (what the log stores to decode it) and `AGGREGATE` (whose
+stream it goes to). Declaring a class registers its type; `tracker.domain.catalog` lists them all.
 """
 
 from __future__ import annotations
@@ -14,6 +18,17 @@ from eventsourcing.domain import BaseAggregate, CanMutateAggregate, MetaDomainEv
 from eventsourcing.utils import register_topic
 
 TAggregate = TypeVar("TAggregate", bound="TrackerAggregate")
+
+OWN_PREFIX = "tracker."
+"""The types of the tracker's own events (operator actions, fetched configs): a prefix no notification may
+use (the parser refuses it), so a sender cannot forge one."""
+
+_DECLARED: dict[str, type[TrackerEvent]] = {}
+"""Every event type declared so far, and its class: see `declared`."""
+
+
+class DuplicateTypeError(TypeError):
+    """Two event classes declare one notification type: the log could not tell which one an event is."""
 
 
 class TrackerEvent(CanMutateAggregate[str], metaclass=MetaDomainEvent):
@@ -29,11 +44,21 @@ class TrackerEvent(CanMutateAggregate[str], metaclass=MetaDomainEvent):
     TOPIC: ClassVar[str] = ""
     NOTIFICATION_TYPE: ClassVar[str] = ""
     AGGREGATE: ClassVar[type[TrackerAggregate]]
+    class_version: ClassVar[int] = 1
+    """Raise it, with a static `upcast_v1_v2(state)` (and so on), when the shape of what the class stores
+    changes: eventsourcing's mapper brings what older versions stored up to date as it decodes an event.
+    Stored payloads are never edited."""
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
         if cls.TOPIC:  # explicit topics survive renames and moves of the class
             register_topic(cls.TOPIC, cls)
+        notification_type = cls.__dict__.get("NOTIFICATION_TYPE")  # its own, not one inherited
+        if notification_type:
+            known = _DECLARED.setdefault(notification_type, cls)
+            if known is not cls:
+                msg = f"{notification_type!r} is declared twice: by {known.__qualname__} and {cls.__qualname__}"
+                raise DuplicateTypeError(msg)
 
     def mutate(self, aggregate: Any) -> Any:
         """Open the aggregate if this is the first event of its stream, then apply."""
@@ -51,10 +76,17 @@ class UnrecognizedEvent(TrackerEvent):
         """Change nothing: what an unknown type means is not known yet."""
 
 
+def declared() -> dict[str, type[TrackerEvent]]:
+    """The event types declared by the classes defined so far, each with its class."""
+    return dict(_DECLARED)
+
+
 class TrackerAggregate(BaseAggregate[str]):
     """An entity whose state the library reconstitutes from its stream."""
 
     STREAM_PREFIX: ClassVar[str] = ""
+    ID_FIELD: ClassVar[str] = ""
+    """The field of a notification's data that names the entity (`installationId`); "" if none does."""
 
     @classmethod
     def stream_id(cls, entity_id: str) -> str:

@@ -12,6 +12,7 @@ class Connection(TrackerAggregate):
 
     TOPIC = "tracker.Connection"
     STREAM_PREFIX = "connection"
+    ID_FIELD = "connectionId"
 
     def initialise(self) -> None:
         self.identity: dict[str, Any] = {}

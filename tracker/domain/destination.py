@@ -10,6 +10,7 @@ from tracker.domain.base import TrackerAggregate, TrackerEvent, UnrecognizedEven
 class Destination(TrackerAggregate):
     TOPIC = "tracker.Destination"
     STREAM_PREFIX = "destination"
+    ID_FIELD = "destinationId"
 
     def initialise(self) -> None:
         self.identity: dict[str, Any] = {}

@@ -12,6 +12,7 @@ class Installation(TrackerAggregate):
 
     TOPIC = "tracker.Installation"
     STREAM_PREFIX = "installation"
+    ID_FIELD = "installationId"
 
     def initialise(self) -> None:
         self.identity: dict[str, Any] = {}

@@ -1,7 +1,7 @@
 """Operator actions: events the tracker's own users append, in the stream of the entity they act on.
 
-Their types live under `tracker.`, a prefix no notification may use (the parser refuses it), so a
-sender cannot forge an operator action.
+Their types live under `tracker.` (`OWN_PREFIX`), a prefix no notification may use, so a sender cannot
+forge an operator action.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ from typing import Any
 
 from tracker.domain.destination import DestinationEvent
 from tracker.domain.installation import InstallationEvent
-
-OPERATOR_PREFIX = "tracker."
 
 
 class ReadScheduleResumed(InstallationEvent):
@@ -29,6 +27,3 @@ class DestinationEnabled(DestinationEvent):
 
     def apply(self, aggregate: Any) -> None:
         aggregate.disabled = False  # the data names the operator, not the destination: no identity to merge
-
-
-OPERATOR_EVENTS = {cls.NOTIFICATION_TYPE: cls for cls in (ReadScheduleResumed, DestinationEnabled)}

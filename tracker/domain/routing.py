@@ -10,20 +10,15 @@ from typing import Any
 
 from tracker.domain import connection, destination, installation, unrouted
 from tracker.domain.base import TrackerAggregate, TrackerEvent
+from tracker.domain.catalog import KNOWN_TYPES, NOTIFICATIONS
 
-_KNOWN: dict[str, type[TrackerEvent]] = {
-    cls.NOTIFICATION_TYPE: cls
-    for module in (installation, connection, destination)
-    for cls in vars(module).values()
-    if isinstance(cls, type) and issubclass(cls, TrackerEvent) and cls.NOTIFICATION_TYPE
-}
-KNOWN_TYPES = frozenset(_KNOWN)
+__all__ = ["KNOWN_TYPES", "MAX_ID_LENGTH", "route"]
 
 # For a type we do not know, the first id its data names decides the stream.
-_UNRECOGNIZED: tuple[tuple[str, type[TrackerAggregate], type[TrackerEvent]], ...] = (
-    ("installationId", installation.Installation, installation.Unrecognized),
-    ("connectionId", connection.Connection, connection.Unrecognized),
-    ("destinationId", destination.Destination, destination.Unrecognized),
+_UNRECOGNIZED: tuple[tuple[type[TrackerAggregate], type[TrackerEvent]], ...] = (
+    (installation.Installation, installation.Unrecognized),
+    (connection.Connection, connection.Unrecognized),
+    (destination.Destination, destination.Unrecognized),
 )
 
 
@@ -33,14 +28,12 @@ MAX_ID_LENGTH = 256
 
 def route(notification_type: str, data: dict[str, Any]) -> tuple[str, type[TrackerEvent]]:
     """Return the stream id and the event class for a validated notification."""
-    known = _KNOWN.get(notification_type)
+    known = NOTIFICATIONS.get(notification_type)
     if known is not None:
-        return known.AGGREGATE.stream_id(data[_ID_FIELD[known.AGGREGATE]]), known
-    for field, aggregate, event_class in _UNRECOGNIZED:
-        entity_id = data.get(field)
+        aggregate = known.AGGREGATE
+        return aggregate.stream_id(data[aggregate.ID_FIELD]), known
+    for aggregate, event_class in _UNRECOGNIZED:
+        entity_id = data.get(aggregate.ID_FIELD)
         if isinstance(entity_id, str) and 0 < len(entity_id) <= MAX_ID_LENGTH:
             return aggregate.stream_id(entity_id), event_class
     return unrouted.Unrouted.stream_id(notification_type), unrouted.Unrecognized
-
-
-_ID_FIELD: dict[type[TrackerAggregate], str] = {aggregate: field for field, aggregate, _ in _UNRECOGNIZED}

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from tracker.domain.operator import OPERATOR_PREFIX
+from tracker.domain.base import OWN_PREFIX
 from tracker.models import KNOWN_TYPES, NOTIFICATION
 
 MAX_TYPE_LENGTH = 128
@@ -138,8 +138,8 @@ def parse_data(
     if len(notification_type) > MAX_TYPE_LENGTH:
         msg = f"notificationType is longer than {MAX_TYPE_LENGTH} characters"
         raise NotJSONObjectError(msg)
-    if notification_type.startswith(OPERATOR_PREFIX):
-        msg = f"notificationType {notification_type!r}: the prefix {OPERATOR_PREFIX!r} is kept for operator actions"
+    if notification_type.startswith(OWN_PREFIX):
+        msg = f"notificationType {notification_type!r}: the prefix {OWN_PREFIX!r} is kept for operator actions"
         raise NotJSONObjectError(msg)
     recognized = notification_type in KNOWN_TYPES
     if not isinstance(data, dict):

@@ -11,15 +11,15 @@ from dataclasses import dataclass
 import asyncpg
 
 from projections.read_model import ReadModel, View
-from tracker.domain.recorded import Recorded
 from tracker.projecting.folding import Failure, fold
 from tracker.projecting.view_store import ViewStore
 from tracker.store.database import Connection
+from tracker.store.mapper import READ_COLUMNS, decode
 
 PAGE = 5000
 """Rows per page: big enough that a round trip is cheap next to its fold, small enough to hold."""
 _PAGE_SQL = (
-    "SELECT position, stream_id, version, type, payload->'data' AS data, received_at FROM events"
+    f"SELECT {READ_COLUMNS} FROM events"
     " WHERE (stream_id, version) > ($1, $2) AND stream_id < $3 AND position <= $4"
     " ORDER BY stream_id, version LIMIT $5"
 )
@@ -76,7 +76,7 @@ async def replay(
         while rows := await fetching:
             after = (rows[-1]["stream_id"], rows[-1]["version"])
             fetching = next_page()
-            events = [Recorded._make(row) for row in rows if row["type"] in types]
+            events = [decode(row) for row in rows if row["type"] in types]
             folded = await fold(model, events, views, blocked)
             # The page's last stream may go on in the next one: keep its view, copy the rest.
             last_stream = rows[-1]["stream_id"]

@@ -20,6 +20,7 @@ from tracker.projecting.folding import fold
 from tracker.projecting.view_store import ViewStore
 from tracker.store.database import Connection, Pool
 from tracker.store.locks import HEALTH_LOCK
+from tracker.store.mapper import READ_COLUMNS, decode
 from tracker.wake import follow
 
 log = logging.getLogger(__name__)
@@ -31,15 +32,18 @@ _LOCK_RETRY = 0.02
 _HEARTBEAT_EVERY = 1.0
 """Seconds between two heartbeats of a runner that keeps folding."""
 _NO_END = 2**63 - 1
+
+
 def batch_sql(batch_size: int) -> str:
-    """The next batch of a read model's events after $1 (its types: $2), up to $3 at most.
+    """The next batch of a read model's events after $1 (its types: $2), up to $3 at most: `READ_COLUMNS`,
+    then the head.
 
     One statement, one snapshot: the head it reports is consistent with the batch it returns.
     """
     return (
-        "SELECT e.position, e.stream_id, e.version, e.type, e.data, e.received_at, h.head"
+        "SELECT e.*, h.head"
         " FROM (SELECT least(coalesce(max(position), 0), $3) AS head FROM events) h LEFT JOIN LATERAL"
-        " (SELECT position, stream_id, version, type, payload->'data' AS data, received_at FROM events"
+        f" (SELECT {READ_COLUMNS} FROM events"
         f"  WHERE position > $1 AND position <= $3 AND type = ANY($2::text[]) ORDER BY position LIMIT {batch_size})"
         " e ON true"
     )
@@ -48,9 +52,10 @@ def batch_sql(batch_size: int) -> str:
 async def read_batch(
     conn: Connection, sql: str, position: int, types: list[str], batch_size: int, *, until: int = _NO_END
 ) -> tuple[list[Recorded], int]:
-    """The events of the batch after `position` (by `batch_sql`), and the position the batch ends at."""
+    """The events of the batch after `position` (by `batch_sql`), decoded by the mapper, and the position the
+    batch ends at."""
     rows = await conn.fetch(sql, position, types, until)
-    events = [Recorded(*row[:6]) for row in rows if row["position"] is not None]
+    events = [decode(row) for row in rows if row["position"] is not None]
     # Fewer events than asked: every event up to the head seen by the same query is folded.
     return events, events[-1].position if len(events) == batch_size else max(rows[0]["head"], position)
 
@@ -67,7 +72,7 @@ class ProjectionRunner(Generic[View]):
         self._store = ViewStore(model, model.table, "issues")
         self._read_sql = batch_sql(batch_size)
         self._entity_sql = (
-            "SELECT position, stream_id, version, type, payload->'data' AS data, received_at FROM events"
+            f"SELECT {READ_COLUMNS} FROM events"
             " WHERE stream_id = $1 AND position >= $2 AND position <= $3 AND type = ANY($4::text[]) ORDER BY position"
         )
         self._types = sorted(model.types)
@@ -173,7 +178,7 @@ class ProjectionRunner(Generic[View]):
             rows = await conn.fetch(
                 self._entity_sql, f"{self.model.stream_prefix}:{key}", letter.position, position, self._types
             )
-            events = [Recorded(*row) for row in rows if not (letter.skipping and row["position"] == letter.position)]
+            events = [decode(row) for row in rows if not (letter.skipping and row["position"] == letter.position)]
             views: dict[str, View] = {}
             await self._store.load(conn, [key], views)
             self._recent.pop(key, None)

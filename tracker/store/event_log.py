@@ -56,6 +56,17 @@ class Appended:
     duplicate: bool
 
 
+class StreamChangedError(Exception):
+    """The stream moved on from the version a decision was taken at: decide again on its new state."""
+
+    def __init__(self, stream_id: str, expected_version: int, head: int) -> None:
+        msg = f"stream {stream_id!r} is at version {head}, not {expected_version} as the decision expected"
+        super().__init__(msg)
+        self.stream_id = stream_id
+        self.expected_version = expected_version
+        self.head = head
+
+
 _APPEND = (
     "SELECT position, stream_id, version, duplicate FROM append_events("
     "$1::text[], $2::text[], $3::text[], $4::jsonb[], $5::bytea[], $6::jsonb[], $7::text[], $8::timestamptz[])"
@@ -66,6 +77,7 @@ _HEADS = (
     "SELECT s.stream_id, (SELECT max(e.version) FROM events e WHERE e.stream_id = s.stream_id)"
     " FROM unnest($1::text[]) AS s(stream_id)"
 )
+_STREAM_HEAD = "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = $1"
 UNNUMBERED = 0
 """The version a domain event carries while it is mapped: eventsourcing's mapper leaves the version out of
 the stored state, so an event is mapped first and numbered by the log, under its append lock."""
@@ -124,11 +136,20 @@ class EventLog:
         )
         return [Appended(row["position"], row["stream_id"], row["version"], row["duplicate"]) for row in rows]
 
-    async def copy_append(self, batch: Sequence[NewEvent], stored: Sequence[StoredEvent]) -> list[bool]:
-        """Append a large batch with COPY (the file import) in a transaction of its own; see `copy_append_on`."""
+    async def append_expecting(self, event: NewEvent, expected_version: int) -> Appended:
+        """Append `event` only if its stream is still at `expected_version` (0: no event yet), else raise
+        StreamChangedError: for a decision taken on the stream's state, which an append landing in between
+        would make stale. The head is checked under the append lock, in the append's transaction, so no
+        other append can come between the check and this one."""
+        stored = event.to_stored(self.mapper)
         with UnavailableGuard("event log"):
             async with self._pool.acquire() as conn, conn.transaction():
-                return await self.copy_append_on(conn, batch, stored)
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+                head = await conn.fetchval(_STREAM_HEAD, event.stream_id)
+                if head != expected_version:
+                    raise StreamChangedError(event.stream_id, expected_version, head)
+                (appended,) = await self.append_on(conn, [event], [stored])
+                return appended
 
     async def copy_append_on(
         self, conn: Connection, batch: Sequence[NewEvent], stored: Sequence[StoredEvent]
@@ -165,18 +186,9 @@ class EventLog:
             limit,
         )
 
-    async def has_event(self, stream_id: str, event_type: str) -> bool:
-        return bool(
-            await self._pool.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1 AND type = $2)", stream_id, event_type
-            )
-        )
-
-    async def has_stream(self, stream_id: str) -> bool:
-        return bool(await self._pool.fetchval("SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1)", stream_id))
-
     async def domain_events(self, stream_id: str) -> list[TrackerEvent]:
-        """The stream as eventsourcing domain events, decoded by the library's mapper."""
+        """The stream as eventsourcing domain events, decoded by the library's mapper (upcast, if their class
+        has a newer `class_version`), oldest first."""
         rows = await self._pool.fetch(
             "SELECT version, topic, payload::text AS state FROM events WHERE stream_id = $1 ORDER BY version",
             stream_id,
