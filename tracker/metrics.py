@@ -17,8 +17,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from tracker.domain.catalog import KNOWN_TYPES
 from tracker.log_format import records_dropped
-from tracker.models import KNOWN_TYPES
 
 OUTCOMES = ("stored", "duplicate", "quarantined", "rejected", "unavailable")
 """What became of a delivery: appended, already in the log, kept in quarantine (bad input), refused before
