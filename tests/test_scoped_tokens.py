@@ -196,7 +196,8 @@ async def test_the_change_feed_sends_only_the_tokens_projects(world: World) -> N
 
 async def test_the_routes_of_no_project_need_the_all_projects_token(world: World) -> None:
     """Walks the live route table: a route that does not apply the scope refuses scoped tokens, so a new
-    route is closed to them until it is made scope-aware (tracker/api/__init__.py) and listed here."""
+    route is closed to them until its declaration makes it scope-aware (`Access.SCOPED`, tracker/api/routing.py)
+    and it is listed here."""
     client = world.client
     document = await (await client.get("/openapi.json")).json()
     documented = {(m.upper(), _template(p)): o for p, ops in document["paths"].items() for m, o in ops.items()}

@@ -12,10 +12,12 @@ from aiohttp_sse import EventSourceResponse, sse_response
 
 from tracker.api.keys import services_of
 from tracker.api.responses import error_response
+from tracker.api.routing import Access, Answer, RouteTable, header, query
+from tracker.api.schemas import ChangeEvent
 from tracker.api.scopes import scope_of
 from tracker.store.changes import Change
 
-routes = web.RouteTableDef()
+routes = RouteTable()
 STREAMS: web.AppKey[set[EventSourceResponse]] = web.AppKey("change_streams")
 """The open streams, to end on shutdown."""
 SLOTS: web.AppKey[asyncio.Semaphore] = web.AppKey("change_stream_slots", asyncio.Semaphore)
@@ -43,7 +45,18 @@ def _start(request: web.Request) -> int | None:
     return int(given)
 
 
-@routes.get("/v1/changes")
+@routes.get(
+    "/v1/changes", Access.SCOPED,
+    "Installations, connections and destinations as they change, as Server-Sent Events",
+    Answer("an endless stream: `id:` the seq, `event:` the entity, `data:` a `ChangeEvent` as JSON",
+           media=("text/event-stream",), events=ChangeEvent),
+    errors={503: "the database is unreachable, or the process holds as many streams open as it may"
+                 " (`TRACKER_MAX_CHANGE_STREAMS`)"},
+    parameters=(query("after", {"type": "integer", "minimum": 0, "maximum": MAX_SEQ},
+                      "resume after this seq (else from now)"),
+                header("Last-Event-ID", {"type": "integer", "minimum": 0, "maximum": MAX_SEQ},
+                       "what a reconnecting EventSource sends; wins over `after`")),
+)  # fmt: skip
 async def changes(request: web.Request) -> web.StreamResponse:
     """Each installation, connection and destination as it changes: `event:` the entity, `id:` the seq,
     `data:` {seq, entity, entityId, position, document}. Without a start, only what changes from now."""

@@ -6,13 +6,16 @@ from aiohttp import web
 from pydantic import TypeAdapter
 
 from projections.config_versions import Change, ConfigVersion, diff
+from tracker.api.entities import INSTALLATION_ID
 from tracker.api.keys import services_of
 from tracker.api.responses import error_response, json_response
+from tracker.api.routing import Access, Answer, RouteTable, query
+from tracker.api.schemas import ConfigDiff, ConfigVersions
 from tracker.api.scopes import hidden
 from tracker.services.config_history import ConfigHistory
 from tracker.store import views
 
-routes = web.RouteTableDef()
+routes = RouteTable()
 _VERSION = TypeAdapter(ConfigVersion)
 _CHANGES = TypeAdapter(list[Change])
 
@@ -24,10 +27,16 @@ async def _visible_history(request: web.Request, key: str) -> ConfigHistory | No
     return await services_of(request).queries.config_history(key)
 
 
-@routes.get("/v1/installations/{key}/config-versions/diff")
+@routes.get(
+    "/v1/installations/{installationId}/config-versions/diff", Access.SCOPED,
+    "A structural diff between two config versions (by default the last two)", Answer("the changes", ConfigDiff),
+    errors={404: "no such installation, or it has no config versions"},
+    parameters=(INSTALLATION_ID,
+                *(query(end, {"type": "integer", "minimum": 1}, "a config version number") for end in ("from", "to"))),
+)  # fmt: skip
 async def config_diff(request: web.Request) -> web.Response:
     """`?from=N&to=M`: `to` defaults to the newest version, `from` to the one before `to`."""
-    key = request.match_info["key"]
+    key = request.match_info["installationId"]
     try:
         chosen = {name: int(request.query[name]) for name in ("from", "to") if name in request.query}
     except ValueError:
@@ -50,10 +59,14 @@ async def config_diff(request: web.Request) -> web.Response:
     return json_response({"from": start, "to": to, "changes": changes})
 
 
-@routes.get("/v1/installations/{key}/config-versions")
+@routes.get(
+    "/v1/installations/{installationId}/config-versions", Access.SCOPED,
+    "Each distinct config the installation has had, oldest first", Answer("the versions", ConfigVersions),
+    errors={404: "no such installation"}, parameters=(INSTALLATION_ID,),
+)  # fmt: skip
 async def config_versions(request: web.Request) -> web.Response:
     """Every distinct config the installation has had, oldest first, with its content."""
-    key = request.match_info["key"]
+    key = request.match_info["installationId"]
     history = await _visible_history(request, key)
     if history is None:
         return error_response(404, f"no installation {key!r}")

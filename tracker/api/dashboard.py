@@ -16,8 +16,9 @@ from aiohttp import web
 
 from tracker.api.keys import services_of
 from tracker.api.responses import error_response
+from tracker.api.routing import Access, Answer, RouteTable, path
 
-routes = web.RouteTableDef()
+routes = RouteTable()
 STATIC = Path(__file__).resolve().parent / "static"
 ASSETS = frozenset(("dashboard.js", "dashboard.css"))
 """The files under `static/` that are served: nothing else there is reachable."""
@@ -63,14 +64,23 @@ PAGE = Template("""<!doctype html>
 """)
 
 
-@routes.get("/")
+@routes.get(
+    "/", Access.PUBLIC, "The dashboard (no token: the page asks for it, and holds no data)",
+    Answer("the page", media=("text/html",)), database=False,
+)  # fmt: skip
 async def page(request: web.Request) -> web.Response:
     settings = services_of(request).settings
     token = "required" if settings.api_token or settings.scoped_tokens else "none"
     return web.Response(text=PAGE.substitute(token=token), content_type="text/html", headers=SECURITY_HEADERS)
 
 
-@routes.get("/static/{name}")
+@routes.get(
+    "/static/{name}", Access.PUBLIC, "The dashboard's script and styles",
+    # Which JavaScript type aiohttp names depends on the Python.
+    Answer("the file", media=("text/javascript", "application/javascript", "text/css")),
+    errors={404: "no such file"}, parameters=(path("name", "a file", {"type": "string", "enum": sorted(ASSETS)}),),
+    database=False,
+)  # fmt: skip
 async def asset(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     if name not in ASSETS:

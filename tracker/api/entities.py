@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 
+from projections.connections import ConnectionView
+from projections.destinations import DestinationView
+from projections.installations import InstallationView
 from tracker.api.keys import services_of
-from tracker.api.paging import MAX_LIMIT, page_query
+from tracker.api.paging import LIMIT, MAX_LIMIT, PAGE, page_query
 from tracker.api.responses import error_response, json_response
+from tracker.api.routing import STRING, Access, Answer, H, Param, RouteTable, path, query
+from tracker.api.schemas import ConnectionPage, DestinationPage, InstallationPage, Timeline
 from tracker.api.scopes import hidden, projects_of
 from tracker.store import views
 from tracker.store.views import BadCursorError, BadFilterError, ViewTable
 
-routes = web.RouteTableDef()
+routes = RouteTable()
 MAX_VERSION = 2**31 - 1
 """The largest stream version (`events.version` is an integer): a larger `after` is a 400, not a 500."""
+MIN_POSITION = query(
+    "minPosition", {"type": "integer"}, "wait (at most 5 s) until every read model has folded the log up to here"
+)
+NOT_CAUGHT_UP = "`minPosition` is not reached within 5 s (`position` says how far), or the database is unreachable"
+INSTALLATION_ID = path("installationId", "Ampersand's installation id")
+CONNECTION_ID = path("connectionId", "Ampersand's connection id")
+DESTINATION_ID = path("destinationId", "Ampersand's destination id")
+
+
+def filters(table: ViewTable) -> tuple[Param, ...]:
+    """A list route's filters, from the same table the route checks them against."""
+    return tuple(
+        query(name, {"type": "string", "enum": list(spec.values)} if spec.values is not None else STRING)
+        for name, spec in table.filters.items()
+    )
 
 
 async def _not_caught_up(request: web.Request) -> web.Response | None:
@@ -36,7 +58,7 @@ async def _not_caught_up(request: web.Request) -> web.Response | None:
 async def _one(request: web.Request, table: ViewTable, name: str) -> web.Response:
     if (waited := await _not_caught_up(request)) is not None:
         return waited
-    key = request.match_info["key"]
+    key = request.match_info[f"{name}Id"]
     doc = await services_of(request).queries.entity(table, key, projects_of(request))
     if doc is None:
         return error_response(404, f"no {name} {key!r}")
@@ -54,20 +76,37 @@ async def _page(request: web.Request, table: ViewTable) -> web.Response:
     return json_response({"items": page.items, "nextCursor": page.next_cursor})
 
 
-@routes.get("/v1/installations/{key}")
+def _one_route(template: str, name: str, model: type, key: Param) -> Callable[[H], H]:
+    return routes.get(template, Access.SCOPED, f"One {name}", Answer(f"the {name}", model),
+                      errors={404: f"no such {name}", 503: NOT_CAUGHT_UP}, parameters=(key, MIN_POSITION))  # fmt: skip
+
+
+def _page_route(template: str, name: str, model: type, table: ViewTable) -> Callable[[H], H]:
+    return routes.get(template, Access.SCOPED, f"{name.capitalize()}s in id order, filtered",
+                      Answer("a page", model), errors={503: NOT_CAUGHT_UP},
+                      parameters=(*filters(table), *PAGE, MIN_POSITION))  # fmt: skip
+
+
+@_one_route("/v1/installations/{installationId}", "installation", InstallationView, INSTALLATION_ID)
 async def installation(request: web.Request) -> web.Response:
     return await _one(request, views.INSTALLATIONS, "installation")
 
 
-@routes.get("/v1/installations")
+@_page_route("/v1/installations", "installation", InstallationPage, views.INSTALLATIONS)
 async def installations(request: web.Request) -> web.Response:
     return await _page(request, views.INSTALLATIONS)
 
 
-@routes.get("/v1/installations/{key}/events")
+@routes.get(
+    "/v1/installations/{installationId}/events", Access.SCOPED, "The installation's timeline by stream version",
+    Answer("a page of events", Timeline), errors={404: "no such installation"},
+    parameters=(INSTALLATION_ID,
+                query("after", {"type": "integer", "minimum": 0, "maximum": MAX_VERSION, "default": 0},
+                      "the stream version to start after (`nextCursor`)"), LIMIT),
+)  # fmt: skip
 async def installation_events(request: web.Request) -> web.Response:
     """The timeline, paged by stream version: `?after=N&limit=M`, `nextCursor` is the next `after`."""
-    key = request.match_info["key"]
+    key = request.match_info["installationId"]
     try:
         after, limit = int(request.query.get("after", "0")), int(request.query.get("limit", "100"))
     except ValueError:
@@ -84,21 +123,21 @@ async def installation_events(request: web.Request) -> web.Response:
     return json_response({"items": events, "nextCursor": events[-1]["version"] if more else None})
 
 
-@routes.get("/v1/connections/{key}")
+@_one_route("/v1/connections/{connectionId}", "connection", ConnectionView, CONNECTION_ID)
 async def connection(request: web.Request) -> web.Response:
     return await _one(request, views.CONNECTIONS, "connection")
 
 
-@routes.get("/v1/connections")
+@_page_route("/v1/connections", "connection", ConnectionPage, views.CONNECTIONS)
 async def connections(request: web.Request) -> web.Response:
     return await _page(request, views.CONNECTIONS)
 
 
-@routes.get("/v1/destinations/{key}")
+@_one_route("/v1/destinations/{destinationId}", "destination", DestinationView, DESTINATION_ID)
 async def destination(request: web.Request) -> web.Response:
     return await _one(request, views.DESTINATIONS, "destination")
 
 
-@routes.get("/v1/destinations")
+@_page_route("/v1/destinations", "destination", DestinationPage, views.DESTINATIONS)
 async def destinations(request: web.Request) -> web.Response:
     return await _page(request, views.DESTINATIONS)

@@ -6,12 +6,18 @@ from aiohttp import web
 
 from tracker.api.keys import services_of
 from tracker.api.responses import error_response, json_response
+from tracker.api.routing import Access, Answer, RouteTable, path, query
+from tracker.api.schemas import HealthSummary, Integration, Integrations
 from tracker.api.scopes import projects_of
 
-routes = web.RouteTableDef()
+routes = RouteTable()
+PROJECT_ID = query("projectId")
 
 
-@routes.get("/v1/health")
+@routes.get(
+    "/v1/health", Access.SCOPED, "Installations by health status and open issues by code",
+    Answer("the counts", HealthSummary), parameters=(PROJECT_ID,),
+)  # fmt: skip
 async def health(request: web.Request) -> web.Response:
     """Installations by health status and open issues by code (`?projectId=` narrows to one project)."""
     return json_response(
@@ -19,7 +25,10 @@ async def health(request: web.Request) -> web.Response:
     )
 
 
-@routes.get("/v1/integrations")
+@routes.get(
+    "/v1/integrations", Access.SCOPED, "Per integration, its installations by health status",
+    Answer("the integrations", Integrations), parameters=(PROJECT_ID, query("provider"), query("groupRef")),
+)  # fmt: skip
 async def integrations(request: web.Request) -> web.Response:
     """`?projectId=&provider=&groupRef=` narrow the counts (the dashboard's filters)."""
     query = request.query
@@ -30,9 +39,13 @@ async def integrations(request: web.Request) -> web.Response:
     return json_response({"items": items})
 
 
-@routes.get("/v1/integrations/{key}")
+@routes.get(
+    "/v1/integrations/{integrationId}", Access.SCOPED, "One integration's installations by health status",
+    Answer("the integration", Integration), errors={404: "no such integration"},
+    parameters=(path("integrationId", "Ampersand's integration id"), PROJECT_ID),
+)  # fmt: skip
 async def integration(request: web.Request) -> web.Response:
-    key = request.match_info["key"]
+    key = request.match_info["integrationId"]
     items = await services_of(request).queries.integrations(
         request.query.get("projectId"), key, projects=projects_of(request)
     )

@@ -6,17 +6,24 @@ from aiohttp import web
 
 from projections.health import SEVERITY
 from tracker.api.keys import services_of
-from tracker.api.paging import page_query
+from tracker.api.paging import PAGE, page_query
 from tracker.api.responses import error_response, json_response
+from tracker.api.routing import Access, Answer, RouteTable, query
+from tracker.api.schemas import IssuePage
 from tracker.api.scopes import projects_of
 from tracker.store.issues import IssueFilters
 from tracker.store.views import BadCursorError
 
-routes = web.RouteTableDef()
+routes = RouteTable()
 _FILTERS = {"status", "code", "projectId", "installationId"}
 
 
-@routes.get("/v1/issues")
+@routes.get(
+    "/v1/issues", Access.SCOPED, "The history of health, newest first", Answer("a page of issues", IssuePage),
+    parameters=(query("status", {"type": "string", "enum": ["open", "resolved"]}),
+                query("code", {"type": "string", "enum": list(SEVERITY)}), query("projectId"),
+                query("installationId", description="its own issues and its connection's and destinations'"), *PAGE),
+)  # fmt: skip
 async def issues(request: web.Request) -> web.Response:
     query, limit, cursor = page_query(request, _FILTERS)
     if query.get("status", "open") not in ("open", "resolved"):

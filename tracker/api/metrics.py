@@ -9,16 +9,22 @@ from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from tracker.api.keys import services_of
+from tracker.api.routing import STRING, Access, Answer, RouteTable, query
 from tracker.store.errors import UNAVAILABLE_ERRORS, StoreUnavailableError
 
-routes = web.RouteTableDef()
+routes = RouteTable()
 log = logging.getLogger(__name__)
 STATE_TIMEOUT = 5.0
 """Seconds a scrape waits for the database's counts; Prometheus gives up on a scrape after 10 by default."""
 _UNAVAILABLE: tuple[type[BaseException], ...] = (StoreUnavailableError, *UNAVAILABLE_ERRORS)
 
 
-@routes.get("/metrics")
+@routes.get(
+    "/metrics", Access.TOKEN, "Prometheus metrics (the OpenMetrics format by `Accept`)",
+    Answer("the metrics; with the database down still 200, with `tracker_database_up 0`",
+           media=("text/plain", "application/openmetrics-text")),
+    parameters=(query("name[]", {"type": "array", "items": STRING}, "only these series"),), database=False,
+)  # fmt: skip
 async def metrics(request: web.Request) -> web.StreamResponse:
     """Prometheus text (or OpenMetrics, by Accept); `?name[]=` narrows it, as prometheus-client allows.
 

@@ -8,8 +8,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tracker.api.routing import STRING, Param, query
+
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+LIMIT = query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT})
+CURSOR = query("cursor", STRING, "the `nextCursor` of the page before")
+PAGE: tuple[Param, ...] = (LIMIT, CURSOR)
 
 
 def page_limit(given: str | None) -> int:

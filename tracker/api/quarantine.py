@@ -11,19 +11,22 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tracker.api.auth import may_change
 from tracker.api.keys import services_of
-from tracker.api.paging import page_query
+from tracker.api.paging import PAGE, page_query
 from tracker.api.responses import appended_doc, error_response, json_response
-from tracker.api.row_ids import row_id
+from tracker.api.routing import Access, Answer, Body, RouteTable, query
+from tracker.api.row_ids import row_id, row_id_param
+from tracker.api.schemas import Appended, Discard, QuarantinedDelivery, QuarantinePage
 from tracker.domain.config import strip_url_queries
 from tracker.ingest.parsing import SchemaError
 from tracker.ingest.pipeline import REFUSED
-from tracker.store.quarantine import Quarantined, QuarantineResolvedError
+from tracker.store.quarantine import STATUSES, Quarantined, QuarantineResolvedError
 from tracker.store.views import BadCursorError, BadFilterError
 
-routes = web.RouteTableDef()
+routes = RouteTable()
 _FILTERS = {"status", "source"}
+QUARANTINE_ID = row_id_param("a quarantine row id")
+NO_LONGER_PENDING = "no longer pending"
 
 
 def quarantined_doc(kept: Quarantined) -> dict[str, Any]:
@@ -55,7 +58,7 @@ def quarantined_doc(kept: Quarantined) -> dict[str, Any]:
 
 
 def _not_found(request: web.Request) -> web.Response:
-    return error_response(404, f"no quarantined delivery {request.match_info['key']!r}")
+    return error_response(404, f"no quarantined delivery {request.match_info['id']!r}")
 
 
 def _resolved(exc: QuarantineResolvedError) -> web.Response:
@@ -64,7 +67,11 @@ def _resolved(exc: QuarantineResolvedError) -> web.Response:
                           note=kept.note)  # fmt: skip
 
 
-@routes.get("/v1/quarantine")
+@routes.get(
+    "/v1/quarantine", Access.TOKEN, "Deliveries kept in quarantine, newest first", Answer("a page", QuarantinePage),
+    parameters=(query("status", {"type": "string", "enum": list(STATUSES)}),
+                query("source", description="webhook, kinesis, import or api"), *PAGE),
+)  # fmt: skip
 async def quarantine(request: web.Request) -> web.Response:
     """`?status=pending|replayed|discarded&source=...&limit=&cursor=`, newest first."""
     query, limit, cursor = page_query(request, _FILTERS)
@@ -77,21 +84,27 @@ async def quarantine(request: web.Request) -> web.Response:
     return json_response({"items": [quarantined_doc(kept) for kept in page.items], "nextCursor": page.next_cursor})
 
 
-@routes.get("/v1/quarantine/{key}")
+@routes.get(
+    "/v1/quarantine/{id}", Access.TOKEN, "One kept delivery", Answer("the delivery", QuarantinedDelivery),
+    errors={404: "no such row"}, parameters=(QUARANTINE_ID,),
+)  # fmt: skip
 async def quarantined(request: web.Request) -> web.Response:
-    quarantine_id = row_id(request, "key")
+    quarantine_id = row_id(request, "id")
     kept = None if quarantine_id is None else await services_of(request).quarantine_review.get(quarantine_id)
     if kept is None:
         return _not_found(request)
     return json_response(quarantined_doc(kept))
 
 
-@routes.post("/v1/quarantine/{key}/replay")
+@routes.post(
+    "/v1/quarantine/{id}/replay", Access.ADMIN, "Ingest a kept delivery again, through the same pipeline",
+    Answer("stored, or found in the log already", Appended),
+    errors={404: "no such row", 409: NO_LONGER_PENDING, 422: "still refused (the row stays pending, with the error)"},
+    parameters=(QUARANTINE_ID,), refusal="replaying needs TRACKER_API_TOKEN, or a loopback client",
+)  # fmt: skip
 async def replay(request: web.Request) -> web.Response:
     """Ingest the kept delivery again; 422 if it is still refused (the row stays pending, with the error)."""
-    if not may_change(request):
-        return error_response(403, "replaying needs TRACKER_API_TOKEN, or a loopback client")
-    quarantine_id = row_id(request, "key")
+    quarantine_id = row_id(request, "id")
     if quarantine_id is None:
         return _not_found(request)
     try:
@@ -107,12 +120,15 @@ async def replay(request: web.Request) -> web.Response:
     return json_response(appended_doc(appended))
 
 
-@routes.delete("/v1/quarantine/{key}")
+@routes.delete(
+    "/v1/quarantine/{id}", Access.ADMIN, "Mark a kept delivery discarded, with a note saying why (the row stays)",
+    Answer("the delivery, discarded", QuarantinedDelivery), errors={404: "no such row", 409: NO_LONGER_PENDING},
+    parameters=(QUARANTINE_ID, query("note", description="why (or the body's `note`)")), body=Body(Discard),
+    refusal="discarding needs TRACKER_API_TOKEN, or a loopback client",
+)  # fmt: skip
 async def discard(request: web.Request) -> web.Response:
     """Mark the kept delivery discarded; a note saying why is required, `{"note": "..."}` or `?note=`."""
-    if not may_change(request):
-        return error_response(403, "discarding needs TRACKER_API_TOKEN, or a loopback client")
-    quarantine_id = row_id(request, "key")
+    quarantine_id = row_id(request, "id")
     if quarantine_id is None:
         return _not_found(request)
     body = await request.read()

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from tracker.api.routing import Param, path
 from tracker.store.quarantine import MAX_ID
+
+
+def row_id_param(description: str) -> Param:
+    """The path parameter `id`: a row's id, as the database numbers it."""
+    return path("id", description, {"type": "integer", "minimum": 1, "maximum": MAX_ID})
 
 
 def row_id(request: web.Request, name: str) -> int | None:

@@ -9,19 +9,34 @@ from aiohttp import web
 
 from tracker.api.keys import services_of
 from tracker.api.responses import appended_doc, error_response, json_response
+from tracker.api.routing import STRING, Access, Answer, Body, RouteTable, header
+from tracker.api.schemas import Appended
 from tracker.ingest.parsing import NotJSONObjectError, SchemaError
 from tracker.ingest.signatures import SignatureError, delivery_headers
 from tracker.metrics import UNKNOWN_TYPE
+from tracker.models import NOTIFICATION
 from tracker.store.errors import EventRefusedError, OverloadedError, StoreUnavailableError
 
-routes = web.RouteTableDef()
+routes = RouteTable()
 log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
 """Ampersand caps payloads at 300 KB; anything over 1 MiB is not a notification."""
 RETRY_AFTER = {"Retry-After": "5"}
 
 
-@routes.post("/webhooks/ampersand")
+@routes.post(
+    "/webhooks/ampersand", Access.PUBLIC,
+    "Receive one Ampersand notification (Svix-signed); answers once it is durable",
+    Answer("stored, or a duplicate of a delivery stored before", Appended),
+    errors={400: "not a JSON object with `notificationType` and `data` (kept in quarantine)",
+            401: "a missing, wrong or stale signature (nothing stored)",
+            408: "the body did not arrive within 10 s", 413: "a body over 1 MiB",
+            422: "a known type whose data fails its schema, or data PostgreSQL cannot store (kept in quarantine)",
+            503: "the database is unreachable or too many deliveries wait for a commit: retry"},
+    parameters=tuple(header(f"svix-{name}", STRING, f"Svix's {name} (or `webhook-{name}`)")
+                     for name in ("id", "timestamp", "signature")),
+    body=Body(NOTIFICATION, required=True),
+)  # fmt: skip
 async def receive(request: web.Request) -> web.Response:
     services = services_of(request)
     if services.webhook.overloaded:
