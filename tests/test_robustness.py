@@ -90,9 +90,10 @@ async def test_a_full_queue_refuses_before_reading_the_body(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
                 " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
             )
-            if await tracker.pool.fetchval(waiting) < 2:
-                post()  # one at a time, so that each writer takes a batch of one
-            return bool(await tracker.pool.fetchval(waiting) == 2)
+            waiters = await tracker.pool.fetchval(waiting)
+            if waiters == len(filling) < 2:
+                post()  # the next only once each one before waits: each writer takes a batch of one
+            return bool(waiters == 2)
 
         async def queue_full() -> bool:
             return tracker.webhook.overloaded
