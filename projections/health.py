@@ -27,8 +27,11 @@ SEVERITY: dict[str, str] = {
     "write_failed": DEGRADED,
     "subscribe_failed": DEGRADED,
     "config_unavailable": DEGRADED,
+    "alert_delivery_failing": DEGRADED,
+    "alert_subscription_disabled": DEGRADED,
 }
-"""Every reason code and the status it gives; `sql/006_health.sql` writes the same rule for filtering."""
+"""Every reason code and the status it gives; `sql/006_health.sql` writes the same rule for filtering.
+The `alert_*` codes are an alert subscription's own: no installation's health joins them."""
 
 
 @dataclass(frozen=True, slots=True)

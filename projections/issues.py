@@ -61,6 +61,36 @@ def reports(event_type: str, codes: Iterable[str]) -> bool:
     return not _REPORTS.get(event_type, frozenset()).isdisjoint(codes)
 
 
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A change of an issue that alerts tell: `opened`, `reopened` or `resolved`."""
+
+    kind: str
+    issue: Issue
+
+
+OPENED, REOPENED, RESOLVED = "opened", "reopened", "resolved"
+TRANSITIONS = (OPENED, REOPENED, RESOLVED)
+
+
+def transitions(before: tuple[Issue, ...], after: tuple[Issue, ...]) -> list[Transition]:
+    """What changed from `before` to `after` (the issues of one entity around one event), as alerts tell it:
+    a new occurrence of an open issue is no transition."""
+    if before is after:
+        return []
+    was = {issue.code: issue for issue in before}
+    changed: list[Transition] = []
+    for issue in after:
+        previous = was.get(issue.code)
+        if issue.status == "open" and previous is None:
+            changed.append(Transition(OPENED, issue))
+        elif issue.status == "open" and previous is not None and previous.status == "resolved":
+            changed.append(Transition(REOPENED, issue))
+        elif issue.status == "resolved" and previous is not None and previous.status == "open":
+            changed.append(Transition(RESOLVED, issue))
+    return changed
+
+
 def track(
     issues: tuple[Issue, ...], messages: dict[str, str], event_type: str, at: datetime, position: int
 ) -> tuple[Issue, ...]:

@@ -27,7 +27,8 @@ from .notifications import Signer
 MakeTracker = Callable[..., Tracker]
 TABLES = (
     "events, quarantine, installation_view, connection_view, destination_view, issues, projection_checkpoints,"
-    " config_fetches, projection_heartbeats, view_changes, kinesis_shards, dead_letters, projection_rebuilds"
+    " config_fetches, projection_heartbeats, view_changes, kinesis_shards, dead_letters, projection_rebuilds,"
+    " alert_subscription_view, alert_outbox, alert_deliveries, alert_subscription_state"
 )
 
 

@@ -2,6 +2,62 @@
 -- read it to see every table, index, constraint, function and trigger in one place. To refresh it after a
 -- change to sql/: UPDATE_SCHEMA_SNAPSHOT=1 .venv/bin/pytest tests/test_schema.py
 
+CREATE TABLE alert_deliveries (
+    id text NOT NULL,
+    subscription_id text NOT NULL,
+    "position" bigint NOT NULL,
+    entity text NOT NULL,
+    entity_id text NOT NULL,
+    code text NOT NULL,
+    transition text NOT NULL,
+    occurred_at timestamp with time zone NOT NULL,
+    body bytea NOT NULL,
+    status text NOT NULL DEFAULT 'pending'::text,
+    outcome text,
+    next_attempt_at timestamp with time zone NOT NULL,
+    attempt_count integer NOT NULL DEFAULT 0,
+    attempts jsonb NOT NULL DEFAULT '[]'::jsonb,
+    created_at timestamp with time zone NOT NULL DEFAULT now(),
+    settled_at timestamp with time zone,
+    CONSTRAINT alert_deliveries_pkey PRIMARY KEY (id),
+    CONSTRAINT alert_deliveries_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'delivered'::text, 'failed'::text, 'suppressed'::text, 'cancelled'::text])))
+);
+CREATE INDEX alert_deliveries_due_idx ON public.alert_deliveries USING btree (next_attempt_at, "position") WHERE (status = 'pending'::text);
+CREATE INDEX alert_deliveries_issue_idx ON public.alert_deliveries USING btree (subscription_id, entity, entity_id, code, "position");
+CREATE INDEX alert_deliveries_newest_idx ON public.alert_deliveries USING btree (created_at DESC, id DESC);
+
+CREATE TABLE alert_outbox (
+    id bigint NOT NULL GENERATED ALWAYS AS IDENTITY,
+    "position" bigint NOT NULL,
+    entity text NOT NULL,
+    entity_id text NOT NULL,
+    code text NOT NULL,
+    transition text NOT NULL,
+    project_id text,
+    integration_id text,
+    occurred_at timestamp with time zone NOT NULL,
+    issue jsonb NOT NULL,
+    recorded_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT alert_outbox_pkey PRIMARY KEY (id),
+    CONSTRAINT alert_outbox_transition_check CHECK ((transition = ANY (ARRAY['opened'::text, 'reopened'::text, 'resolved'::text])))
+);
+
+CREATE TABLE alert_subscription_state (
+    subscription_id text NOT NULL,
+    failing_since timestamp with time zone,
+    last_error text,
+    last_delivered_at timestamp with time zone,
+    CONSTRAINT alert_subscription_state_pkey PRIMARY KEY (subscription_id)
+);
+
+CREATE TABLE alert_subscription_view (
+    subscription_id text NOT NULL,
+    status text NOT NULL,
+    "position" bigint NOT NULL,
+    doc jsonb NOT NULL,
+    CONSTRAINT alert_subscription_view_pkey PRIMARY KEY (subscription_id)
+);
+
 CREATE TABLE config_fetches (
     installation_id text NOT NULL,
     field text NOT NULL,

@@ -13,6 +13,8 @@ from pathlib import Path
 import aiohttp
 import orjson
 
+from projections import READ_MODELS
+
 from .notifications import config, connection_fields, installation_event, new_id
 from .waiting import eventually
 
@@ -122,7 +124,7 @@ async def test_serve_migrate_import_rebuild_status_on_a_database_url(database_ur
     assert code == 0, output
     status = orjson.loads(output[output.index("{") :])
     assert status["events"] >= 3
-    assert {p["name"] for p in status["projections"]} == {"installations", "connections", "destinations"}
+    assert {p["name"] for p in status["projections"]} == {model.name for model in READ_MODELS}
 
 
 async def test_serve_refuses_a_public_address_without_a_secret(database_url: str) -> None:

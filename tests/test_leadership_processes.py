@@ -13,6 +13,7 @@ import pytest
 
 from projections import READ_MODELS
 from tracker import Tracker
+from tracker.bootstrap import ALERTS_LEADERSHIP
 from tracker.store.leadership import leadership_key
 from tracker.store.locks import LEADERSHIP_TAG
 
@@ -20,7 +21,10 @@ from .conftest import MakeTracker
 from .notifications import config, installation_event, new_id
 from .waiting import eventually
 
-_KEYS = {leadership_key(model.name) & 0xFFFF_FFFF: model.name for model in READ_MODELS}
+_KEYS = {
+    leadership_key(name) & 0xFFFF_FFFF: name for name in (*(model.name for model in READ_MODELS), ALERTS_LEADERSHIP)
+}
+"""Each read model's leadership, and the alert deliverer's: one process holds each."""
 _CLASS = LEADERSHIP_TAG
 
 

@@ -101,11 +101,13 @@ async def test_status_counts_events_quarantine_and_projection_lag(client: Client
     assert before["events"] == 1
     assert before["quarantined"] == 0
     assert (before["signaturesVerified"], before["warnings"]) == (True, [])
-    assert {p["name"]: p["lag"] for p in before["projections"]} == {"installations": 1, "connections": 1,
-                                                                    "destinations": 1}  # fmt: skip
+    lags = {p["name"]: p["lag"] for p in before["projections"]}
+    assert lags == {"installations": 1, "connections": 1, "destinations": 1, "alert_subscriptions": 1}
     assert {p["name"]: (p["position"], p["lag"]) for p in after["projections"]} == {
-        "installations": (1, 0), "connections": (1, 0), "destinations": (1, 0),
+        "installations": (1, 0), "connections": (1, 0), "destinations": (1, 0), "alert_subscriptions": (1, 0),
     }  # fmt: skip
+    assert after["alerts"] == {"subscriptions": {"active": 0, "failing": 0, "disabled": 0}, "failing": [],
+                               "pending": 0, "outbox": 0, "oldestWaitSeconds": None}  # fmt: skip
 
 
 async def test_with_an_api_token_every_v1_route_needs_it(make_tracker: MakeTracker) -> None:

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from projections.read_model import ReadModel
+from tracker.alerting.deliverer import AlertDeliverer, DeliveryPolicy
+from tracker.alerting.fan_out import FanOut
+from tracker.alerting.sender import Sender
 from tracker.ingest.config_fetch import ConfigFetchWorker
 from tracker.ingest.kinesis import KinesisConsumers
 from tracker.ingest.pipeline import Pipeline
@@ -17,9 +20,10 @@ from tracker.ingest.url_guard import ConfigFetcher
 from tracker.ingest.webhook import WebhookReceiver
 from tracker.metrics import Metrics
 from tracker.projecting.dead_letters import DeadLetters
-from tracker.projecting.following import follow_while_leading
+from tracker.projecting.following import follow_while_leading, while_leading
 from tracker.projecting.runner import ProjectionRunner
 from tracker.services import Services
+from tracker.services.alerts import Alerts
 from tracker.services.dead_letter_review import DeadLetterReview
 from tracker.services.operator_actions import OperatorActions
 from tracker.services.quarantine_review import QuarantineReview
@@ -43,6 +47,9 @@ from tracker.store.shard_leases import ShardLeases
 from tracker.store.views import Views
 from tracker.supervisor import Supervisor
 
+ALERTS_LEADERSHIP = "alerts"
+"""The leadership of delivering alerts: one process sends them."""
+
 
 @dataclass(frozen=True, slots=True)
 class Components:
@@ -58,6 +65,7 @@ class Components:
     config_fetches: ConfigFetchWorker
     change_feed: ChangeFeed
     kinesis: KinesisConsumers | None
+    deliverer: AlertDeliverer
     services: Services
     supervisor: Supervisor
 
@@ -90,6 +98,7 @@ async def _build(
     shard_leases = ShardLeases(pool)
     change_feed = ChangeFeed(pool, database_url, settings.projection_poll_interval)
     leaderships = [Leadership(database_url, model.name) for model in read_models]
+    leaderships.append(alerts_leadership := Leadership(database_url, ALERTS_LEADERSHIP))
     for leadership in leaderships:
         supervisor.on_close(leadership.close)
     supervisor.on_close(supervisor.cancel_spawned)
@@ -107,7 +116,16 @@ async def _build(
         first_retry=settings.config_fetch_first_retry,
         batch_size=settings.projection_batch_size,
     )
-    wakes = [asyncio.Event() for _ in (*runners, config_fetches)]
+    deliverer = AlertDeliverer(
+        pool,
+        event_log,
+        FanOut(pool, [model.name for model in read_models], settings.public_url),
+        Sender(settings.alert_url_allow, settings.alert_timeout),
+        DeliveryPolicy(settings.alert_retry_schedule, settings.alert_failing_after),
+        on_outcome=metrics.alert_delivered,
+    )
+    supervisor.on_close(deliverer.close)
+    wakes = [asyncio.Event() for _ in (*runners, config_fetches, deliverer)]
 
     def wake_all() -> None:
         for wake in wakes:
@@ -130,9 +148,13 @@ async def _build(
             supervisor.spawn(following, f"projection-{runner.model.name}")
         # Configs sent by URL are fetched where the projections run: never in the webhook's request.
         fetching = config_fetches.run_forever(
-            wakes[-1], settings.config_fetch_poll_interval, settings.config_fetch_min_interval
+            wakes[-2], settings.config_fetch_poll_interval, settings.config_fetch_min_interval
         )
         supervisor.own(fetching, "config-fetches")
+        delivering = while_leading(
+            alerts_leadership, lambda: deliverer.run_forever(wakes[-1], settings.alert_poll_interval), interval
+        )
+        supervisor.spawn(delivering, "alert-delivery")
         supervisor.spawn(rebuilds.rebuild_outdated(), "rebuild-outdated")
     supervisor.on_close(change_feed.close)
     kinesis = None
@@ -165,8 +187,9 @@ async def _build(
             shard_leases=shard_leases,
             views=views,
         ),
+        alerts=Alerts(pool, event_log, settings.alert_url_allow),
     )
     return Components(
         database_url, pool, event_log, quarantine, dead_letters, pipeline, runners, config_fetches, change_feed,
-        kinesis, services, supervisor,
+        kinesis, deliverer, services, supervisor,
     )  # fmt: skip

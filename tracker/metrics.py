@@ -75,6 +75,13 @@ class Metrics:
             "Times this process started its dead embedded PostgreSQL again.",
             registry=self.registry,
         )
+        self.alert_deliveries = Counter(
+            "tracker_alert_deliveries",
+            "Alert deliveries this process settled, by outcome (delivered, failed, suppressed, cancelled), and the"
+            " attempts it will retry (retried).",
+            ("outcome",),
+            registry=self.registry,
+        )
         self._counters: dict[tuple[str, str, str], Counter] = {}
         self._histograms: dict[str, Histogram] = {}
         self._state = _State()
@@ -92,6 +99,9 @@ class Metrics:
             if (histogram := self._histograms.get(source)) is None:
                 histogram = self._histograms[source] = self.ingest_seconds.labels(source)
             histogram.observe(seconds)
+
+    def alert_delivered(self, outcome: str) -> None:
+        self.alert_deliveries.labels(outcome).inc()
 
     def observe_state(self, status: Mapping[str, Any] | None, health: Mapping[str, Any] | None) -> None:
         """What the next collection reports from the database: `Tracker.status()` and `Tracker.health()`,
@@ -158,6 +168,7 @@ def state_families(status: Mapping[str, Any] | None, health: Mapping[str, Any] |
         families.append(family)
     families += _rebuilds_and_dead_letters(status["projections"])
     families += _kinesis(status.get("kinesis") or [])
+    families += _alerts(status.get("alerts"))
     quarantine = GaugeMetricFamily(
         "tracker_quarantine_deliveries", "Kept deliveries by review status.", labels=("status",)
     )
@@ -201,6 +212,29 @@ def _rebuilds_and_dead_letters(projections: list[Mapping[str, Any]]) -> list[Met
         for status, count in (projection.get("deadLetters") or {}).items():
             letters.add_metric((projection["name"], status), count)
     return [replayed, expected, running, letters]
+
+
+def _alerts(alerts: Mapping[str, Any] | None) -> list[Metric]:
+    """Alert subscriptions by state, and how far delivery is behind (what waits in the outbox, and the
+    delivery that has been due longest)."""
+    if not alerts:
+        return []
+    subscriptions = GaugeMetricFamily(
+        "tracker_alert_subscriptions", "Alert subscriptions by state (active, failing, disabled).", labels=("state",)
+    )
+    for state in ("active", "failing", "disabled"):
+        subscriptions.add_metric((state,), alerts["subscriptions"][state])
+    age = GaugeMetricFamily(
+        "tracker_alert_outbox_age_seconds",
+        "How long the oldest issue transition not yet delivered (or settled) has waited: in the outbox, or due.",
+        value=alerts["oldestWaitSeconds"] or 0,
+    )
+    pending = GaugeMetricFamily(
+        "tracker_alert_deliveries_pending",
+        "Alert deliveries not settled yet (due, or waiting to retry).",
+        value=alerts["pending"],
+    )
+    return [subscriptions, age, pending]
 
 
 def _kinesis(streams: list[Mapping[str, Any]]) -> list[Metric]:

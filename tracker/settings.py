@@ -87,6 +87,18 @@ class Settings:
     """The config fetcher looks for new URLs and due retries this often, besides being woken by NOTIFY."""
     config_fetch_min_interval: float = 0.25
     """...and, woken by NOTIFY, at most this often: a config sent by URL is fetched within about this."""
+    alert_retry_schedule: tuple[float, ...] = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 43200)
+    """Seconds before each retry of an alert delivery (over a day in all); past the last, it has failed."""
+    alert_url_allow: tuple[str, ...] = ()
+    """URL prefixes alerts are posted to without the https and public-address checks."""
+    alert_timeout: float = 15.0
+    """Seconds an alert delivery's request may take, answer included."""
+    alert_failing_after: float = 86_400.0
+    """Seconds of failed deliveries, without a success, after which a subscription is marked failing."""
+    alert_poll_interval: float = 1.0
+    """The delivering process looks for new transitions this often, besides being woken by NOTIFY."""
+    public_url: str | None = None
+    """Where people reach this tracker's dashboard: alerts link to it."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -184,6 +196,18 @@ def _comma_list(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
+def retry_schedule(text: str) -> tuple[float, ...]:
+    """Comma-separated seconds, each above 0: `5,30,120`."""
+    return tuple(positive_seconds(item) for item in _comma_list(text))
+
+
+def http_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        msg = f"must be an http(s) URL, not {text!r}"
+        raise ValueError(msg)
+    return text.rstrip("/")
+
+
 @dataclass(frozen=True, slots=True)
 class Variable:
     """One environment variable: the Settings field it sets, how its text is read, and what it means."""
@@ -233,6 +257,16 @@ ENVIRONMENT = (
              " process holds open; past it 503"),
     Variable("TRACKER_REBUILD_WORKERS", "rebuild_workers", positive_count, "processes a rebuild of 100,000 events"
              " or more replays in", "the cores, at most 4"),
+    Variable("TRACKER_ALERT_RETRY_SCHEDULE", "alert_retry_schedule", retry_schedule, "seconds before each retry of"
+             " an alert delivery, comma-separated", "5,30,120,600,1800,3600,7200,14400,28800,43200"),
+    Variable("TRACKER_ALERT_URL_ALLOW", "alert_url_allow", _comma_list, "URL prefixes alerts are posted to without"
+             " the https and public-address checks"),
+    Variable("TRACKER_ALERT_TIMEOUT", "alert_timeout", positive_seconds, "seconds an alert delivery's request may"
+             " take"),
+    Variable("TRACKER_ALERT_FAILING_AFTER", "alert_failing_after", positive_seconds, "seconds of failed deliveries"
+             " after which an alert subscription is marked failing"),
+    Variable("TRACKER_PUBLIC_URL", "public_url", http_url, "the dashboard's address as people reach it; Slack"
+             " alerts link to it"),
     Variable("TRACKER_LOG_FORMAT", None, meaning="the default of --log-format (json, text)"),
     Variable("TRACKER_LOG_LEVEL", None, meaning="the default of --log-level (debug, info, warning, error)"),
 )  # fmt: skip

@@ -38,7 +38,7 @@ def filters(table: ViewTable) -> tuple[Param, ...]:
     )
 
 
-async def _not_caught_up(request: web.Request) -> web.Response | None:
+async def not_caught_up(request: web.Request) -> web.Response | None:
     """`?minPosition=N` (the position a write returned): wait, bounded, until the read models have passed it."""
     given = request.query.get("minPosition")
     if given is None:
@@ -56,7 +56,7 @@ async def _not_caught_up(request: web.Request) -> web.Response | None:
 
 
 async def _one(request: web.Request, table: ViewTable, name: str) -> web.Response:
-    if (waited := await _not_caught_up(request)) is not None:
+    if (waited := await not_caught_up(request)) is not None:
         return waited
     key = request.match_info[f"{name}Id"]
     doc = await services_of(request).queries.entity(table, key, projects_of(request))
@@ -66,7 +66,7 @@ async def _one(request: web.Request, table: ViewTable, name: str) -> web.Respons
 
 
 async def _page(request: web.Request, table: ViewTable) -> web.Response:
-    if (waited := await _not_caught_up(request)) is not None:
+    if (waited := await not_caught_up(request)) is not None:
         return waited
     query, limit, cursor = page_query(request, table.filters, ignored=("minPosition",))
     try:

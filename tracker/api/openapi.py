@@ -16,6 +16,7 @@ from pydantic import TypeAdapter
 
 from tracker.api import (
     admin,
+    alerts,
     changes,
     config_versions,
     dashboard,
@@ -54,7 +55,7 @@ ROUTES: tuple[Route, ...] = tuple(
     route
     for table in (webhook.routes, entities.routes, config_versions.routes, operator.routes, issues.routes,
                   health.routes, quarantine.routes, status.routes, metrics.routes, routes, admin.routes,
-                  changes.routes, dashboard.routes)
+                  changes.routes, alerts.routes, dashboard.routes)
     for route in table
 )  # fmt: skip
 """Every route the API serves, in the order the router tries them."""

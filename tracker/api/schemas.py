@@ -281,6 +281,30 @@ class KinesisStream(Closed):
     shards: list[KinesisShard]
 
 
+class AlertSubscriptionCounts(Closed):
+    active: int
+    failing: int
+    """Active, and marked failing."""
+    disabled: int
+
+
+class FailingSubscription(Closed):
+    subscription_id: str
+    since: str | None
+    error: str | None
+
+
+class AlertsStatus(Closed):
+    subscriptions: AlertSubscriptionCounts
+    failing: list[FailingSubscription]
+    pending: int
+    """Deliveries not settled yet."""
+    outbox: int
+    """Issue transitions not fanned out to subscriptions yet."""
+    oldest_wait_seconds: float | None
+    """How long the oldest transition in the outbox, or the longest-due delivery, has waited."""
+
+
 class Status(Closed):
     events: int
     head: int
@@ -290,6 +314,7 @@ class Status(Closed):
     quarantine: QuarantineCounts
     projections: list[Freshness]
     kinesis: list[KinesisStream]
+    alerts: AlertsStatus
     signatures_verified: bool
     warnings: list[str]
 

@@ -204,6 +204,11 @@ _DATABASE = ("TRACKER_DATABASE_URL", "TRACKER_DATA_DIR")
 _KINESIS = ("TRACKER_KINESIS_STREAMS", "TRACKER_KINESIS_LEASE_SECONDS", "TRACKER_KINESIS_POLL_INTERVAL", "AWS_REGION")
 _FOLDING = ("TRACKER_CONFIG_URL_ALLOW", "TRACKER_CONFIG_FETCH_GIVE_UP", "TRACKER_REBUILD_WORKERS")
 """What following the log uses: config URLs are fetched there, and an outdated read model is rebuilt."""
+_ALERTS = (
+    "TRACKER_ALERT_RETRY_SCHEDULE", "TRACKER_ALERT_URL_ALLOW", "TRACKER_ALERT_TIMEOUT", "TRACKER_ALERT_FAILING_AFTER",
+    "TRACKER_PUBLIC_URL",
+)  # fmt: skip
+"""What delivering alerts uses: it runs beside the runners."""
 _LOGS = ("TRACKER_LOG_FORMAT", "TRACKER_LOG_LEVEL")
 
 COMMANDS = (
@@ -223,6 +228,7 @@ COMMANDS = (
             "TRACKER_MAX_CHANGE_STREAMS",
             *_KINESIS,
             *_FOLDING,
+            *_ALERTS,
             *_LOGS,
         ),
         _run_serve,
@@ -235,7 +241,7 @@ COMMANDS = (
         "Fold the log into the read models and fetch the configs sent by URL, with no HTTP: the other half of"
         " a `tracker serve --projections none`. Several may run: one folds each read model at a time, the"
         " others stand by to take over.",
-        (*_DATABASE, *_FOLDING, *_LOGS),
+        (*_DATABASE, *_FOLDING, *_ALERTS, *_LOGS),
         lambda settings, _: project(settings),
     ),
     Command(

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 # Each module declares its events when imported: all of them are, before the catalog is read.
-from tracker.domain import config, connection, destination, installation, operator  # noqa: F401
+from tracker.domain import alerts, config, connection, destination, installation, operator  # noqa: F401
 from tracker.domain.base import OWN_PREFIX, TrackerEvent, declared
 
 EVENT_CLASSES: Mapping[str, type[TrackerEvent]] = MappingProxyType(declared())

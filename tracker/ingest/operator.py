@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 from eventsourcing.application import project_aggregate
@@ -50,7 +50,7 @@ async def resume_read_schedule(event_log: EventLog, installation_id: str, action
             raise DeletedEntityError(msg)
 
     event = _event(ReadScheduleResumed, installation_id, action)
-    return await _decide_and_append(event_log, Installation, event, refuse_if_deleted)
+    return await decide_and_append(event_log, Installation, event, refuse_if_deleted)
 
 
 async def enable_destination(event_log: EventLog, destination_id: str, action: OperatorAction) -> Appended:
@@ -59,7 +59,7 @@ async def enable_destination(event_log: EventLog, destination_id: str, action: O
     def allow(destination: Destination) -> None:
         """Any destination Ampersand told us of may be re-enabled (Ampersand sends no event for it)."""
 
-    return await _decide_and_append(event_log, Destination, _event(DestinationEnabled, destination_id, action), allow)
+    return await decide_and_append(event_log, Destination, _event(DestinationEnabled, destination_id, action), allow)
 
 
 async def load(event_log: EventLog, aggregate: type[Entity], stream_id: str) -> Entity | None:
@@ -71,7 +71,7 @@ async def load(event_log: EventLog, aggregate: type[Entity], stream_id: str) -> 
     return entity
 
 
-async def _decide_and_append(
+async def decide_and_append(
     event_log: EventLog, aggregate: type[Entity], event: NewEvent, decide: Callable[[Entity], None]
 ) -> Appended:
     """Load the entity, let `decide` refuse the action (by raising), then append `event` at the version the
@@ -97,17 +97,29 @@ async def _decide_and_append_once(
 
 
 def _event(event_class: type[TrackerEvent], entity_id: str, action: OperatorAction) -> NewEvent:
+    data = {"by": action.by[:MAX_TEXT], "note": action.note[:MAX_TEXT] if action.note else None}
+    return own_event(event_class, entity_id, data, "operator")
+
+
+def own_event(
+    event_class: type[TrackerEvent],
+    entity_id: str,
+    data: dict[str, Any],
+    source: str,
+    raw: dict[str, Any] | None = None,
+) -> NewEvent:
+    """An event of the tracker's own, with `data` after the id of the entity it is about. `raw` is what was
+    asked for, stored as the event's raw bytes (the data itself when None)."""
     now = datetime.now(UTC)
-    id_field = event_class.AGGREGATE.ID_FIELD
-    data = {id_field: entity_id, "by": action.by[:MAX_TEXT], "note": action.note[:MAX_TEXT] if action.note else None}
+    data = {event_class.AGGREGATE.ID_FIELD: entity_id, **data}
     notification_type = event_class.NOTIFICATION_TYPE
     return NewEvent(
         stream_id=event_class.AGGREGATE.stream_id(entity_id),
         event_class=event_class,
         notification_type=notification_type,
         data=data,
-        raw=orjson.dumps({"notificationType": notification_type, "data": data}),
-        metadata={"source": "operator", "receivedAt": now.isoformat()},
-        dedupe_key=f"operator:{uuid.uuid4()}",  # every action is new: two resumes are two events
+        raw=orjson.dumps({"notificationType": notification_type, "data": data if raw is None else raw}),
+        metadata={"source": source, "receivedAt": now.isoformat()},
+        dedupe_key=f"{source}:{uuid.uuid4()}",  # every action is new: two resumes are two events
         received_at=now,
     )

@@ -10,6 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Generic
 
+from projections.issues import Issue, Transition, transitions
 from projections.read_model import ReadModel, View
 from tracker.domain.recorded import Recorded
 from tracker.turns import give_way
@@ -30,10 +31,21 @@ class Failure:
     error: str
 
 
+@dataclass(frozen=True, slots=True)
+class Told(Generic[View]):
+    """An issue transition, with the entity's view right after the event that made it."""
+
+    key: str
+    view: View
+    transition: Transition
+
+
 @dataclass(slots=True)
 class Folded(Generic[View]):
     changed: list[View]
     failures: list[Failure]
+    told: list[Told[View]]
+    """The issue transitions, in log order per entity: the live runner writes them to the alert outbox."""
 
 
 async def fold(
@@ -47,19 +59,23 @@ async def fold(
     by_key: defaultdict[str, list[Recorded]] = defaultdict(list)
     for event in events:
         by_key[model.key_of(event)].append(event)
-    folded: Folded[View] = Folded([], [])
+    folded: Folded[View] = Folded([], [], [])
     for count, (key, stream) in enumerate(by_key.items(), start=1):
         if key in blocked:
             continue
         before = view = views.get(key)
         for event in stream:
             try:
-                view = model.evolve(view, event)
+                after = model.evolve(view, event)
             except Exception as exc:  # a bug or an event the logic never met: park it, go on with the others
                 log.exception("%s failed on event %d (%s)", model.name, event.position, event.type)
                 folded.failures.append(Failure(key, event, f"{type(exc).__name__}: {exc}"[:_ERROR_LENGTH]))
                 blocked.add(key)
                 break
+            if after is not view and after is not None:
+                was: tuple[Issue, ...] = view.issues if view is not None else ()  # type: ignore[attr-defined]
+                folded.told.extend(Told(key, after, told) for told in transitions(was, after.issues))  # type: ignore[attr-defined]
+            view = after
         if view is not None and view is not before:
             views[key] = view
             folded.changed.append(view)

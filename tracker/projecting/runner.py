@@ -167,6 +167,7 @@ class ProjectionRunner(Generic[View]):
             await self._store.load(conn, keys, self._recent)
             folded = await fold(self.model, events, self._recent, blocked)
             await self._store.write(conn, folded.changed)
+            await self._store.tell(conn, folded.told)
             await dead_letters.park(conn, self.model.name, folded.failures)
         return len(events), new_position
 
@@ -184,6 +185,7 @@ class ProjectionRunner(Generic[View]):
             self._recent.pop(key, None)
             folded = await fold(self.model, events, views, set())
             await self._store.write(conn, folded.changed)
+            await self._store.tell(conn, folded.told)
             failed = folded.failures[0] if folded.failures else None
             if failed is not None and failed.event.position == letter.position and not letter.skipping:
                 await dead_letters.failed_again(conn, letter, failed.error)

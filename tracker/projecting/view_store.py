@@ -13,6 +13,8 @@ from pydantic import TypeAdapter
 
 from projections.issues import Issue
 from projections.read_model import ReadModel, View
+from tracker.projecting.folding import Told
+from tracker.store.alert_outbox import record_transitions
 from tracker.store.database import Connection
 from tracker.turns import give_way
 
@@ -67,6 +69,24 @@ class ViewStore(Generic[View]):
                 await conn.execute(self._upsert_sql, *_columns(new))
         if issue_rows:
             await conn.execute(self._issues_upsert_sql, *_columns(issue_rows))
+
+    async def tell(self, conn: Connection, told: list[Told[View]]) -> None:
+        """Write the issue transitions to the alert outbox, in the transaction that writes the views: only the
+        live runner does, so a rebuild sends nothing."""
+        if not told:
+            return
+        rows = []
+        for item in told:
+            issue = item.transition.issue
+            project_id, integration_id = self.model.issue_scope(item.view)
+            served = {
+                "entity": self.model.entity, "entityId": item.key, "projectId": project_id,
+                "integrationId": integration_id, **_issue_adapter.dump_python(issue, by_alias=True, mode="json",
+                                                                               exclude={"position"}),
+            }  # fmt: skip
+            rows.append((issue.position, self.model.entity, item.key, issue.code, item.transition.kind, project_id,
+                         integration_id, issue.changed_at, served))  # fmt: skip
+        await record_transitions(conn, rows)
 
     async def copy(self, conn: Connection, views: list[View]) -> None:
         """Insert views that the table does not hold yet, with COPY: a rebuild's replay into its empty shadow."""

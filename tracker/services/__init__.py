@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from tracker.ingest.webhook import WebhookReceiver
 from tracker.metrics import Metrics
+from tracker.services.alerts import Alerts
 from tracker.services.dead_letter_review import DeadLetterReview
 from tracker.services.operator_actions import OperatorActions
 from tracker.services.quarantine_review import QuarantineReview
@@ -26,3 +27,4 @@ class Services:
     dead_letter_review: DeadLetterReview
     rebuilds: Rebuilds
     status: Status
+    alerts: Alerts

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from tracker.ingest.kinesis_shards import status_of as kinesis_status
 from tracker.projecting.dead_letters import DeadLetters
 from tracker.settings import Settings
+from tracker.store import alert_deliveries, alert_subscriptions
 from tracker.store.checkpoint_watch import CheckpointWatch
 from tracker.store.database import Pool
 from tracker.store.event_log import EventLog
@@ -69,8 +71,22 @@ class Status:
             "quarantine": quarantine,
             "projections": projections,
             "kinesis": kinesis_status(await self._shard_leases.all()),
+            "alerts": await self._alerts(),
             "signaturesVerified": signed,
             "warnings": [] if signed else [UNSIGNED_WARNING],
+        }
+
+    async def _alerts(self) -> dict[str, Any]:
+        """The subscriptions by state, those failing, and how far delivery is behind."""
+        backlog = await alert_deliveries.backlog(self._pool)
+        waiting = [when for when in (backlog.oldest_outbox, backlog.oldest_due) if when is not None]
+        oldest = round((datetime.now(UTC) - min(waiting)).total_seconds(), 3) if waiting else None
+        return {
+            "subscriptions": await alert_subscriptions.counts(self._pool),
+            "failing": await alert_subscriptions.failing(self._pool),
+            "pending": backlog.pending,
+            "outbox": backlog.outbox,
+            "oldestWaitSeconds": oldest,
         }
 
     async def readiness(self) -> dict[str, Any]:

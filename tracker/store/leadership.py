@@ -1,5 +1,5 @@
-"""One active runner per read model across every tracker process: a session advisory lock held on a
-connection of its own, which PostgreSQL releases when that connection, or its process, dies."""
+"""One active runner per read model, and one alert deliverer, across every tracker process: a session advisory
+lock held on a connection of its own, which PostgreSQL releases when that connection, or its process, dies."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class Leadership:
                     await self._connect()
                 assert self._conn is not None
                 if await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", self.key):
-                    log.info("leading the %s read model", self.name)
+                    log.info("leading %s", self.name)
                     return
             except UNAVAILABLE_ERRORS as exc:
                 log.warning("cannot ask to lead %s (%s); retrying", self.name, type(exc).__name__)

@@ -1,0 +1,1 @@
+"""Alerts: issue transitions fanned out to the subscriptions that match them, and delivered at least once."""
