@@ -43,7 +43,7 @@ class Receiver:
         app = web.Application()
         app.router.add_post("/hooks/{name}", self.handle)
         self.server = TestServer(app, host="127.0.0.1")
-        await self.server.start_server()
+        await self.server.start_server(access_log=None)  # its log is not the tracker's
 
     def url(self, name: str = "alerts") -> str:
         assert self.server is not None

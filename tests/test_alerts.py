@@ -4,6 +4,7 @@ signatures with the `standardwebhooks` library; deliveries, retries, flaps, rebu
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
@@ -196,6 +197,7 @@ async def test_the_secret_is_shown_once_and_never_listed(
     alerting: Tracker, api: TestClient[web.Request, web.Application], receiver: Receiver,
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
+    caplog.set_level(logging.DEBUG)
     secret = (await subscribe(api, url=receiver.url() + "?token=hush"))["secret"]
     await alerting.ingest(notification("connection.error", **connection_fields(new_id("conn")), errors=["expired"]))
     await deliver(alerting)
@@ -320,3 +322,19 @@ async def test_the_slack_format_names_the_customers_and_links_to_the_dashboard(
     assert "<!channel>" not in message["text"]
     assert f"https://tracker.example.com/#/installations/{installation_id}" in message["text"]
     assert message["blocks"][0]["text"]["text"].startswith("*:red_circle: read_schedule_paused opened")
+
+
+async def test_a_following_tracker_delivers_by_itself(make_tracker: Callable[..., Tracker], receiver: Receiver) -> None:
+    """The delivery loop runs beside the runners, leads, and is woken by appends."""
+    settings = Settings(alert_url_allow=(receiver.url(""),))
+    tracker = make_tracker(settings=settings, follow_projections=True)
+    await tracker.start()
+    async with TestClient(TestServer(tracker.web_app())) as api:
+        await subscribe(api, url=receiver.url())
+        await tracker.ingest(notification("connection.error", **connection_fields(new_id("conn")), errors=["x"]))
+
+        async def received() -> int:
+            return len(receiver.received)
+
+        assert await eventually(received, describe=lambda: _seen(receiver)) == 1
+        assert receiver.received[0].json["type"] == "issue.opened"

@@ -101,6 +101,15 @@ async def _build(
     leaderships.append(alerts_leadership := Leadership(database_url, ALERTS_LEADERSHIP))
     for leadership in leaderships:
         supervisor.on_close(leadership.close)
+    deliverer = AlertDeliverer(
+        pool,
+        event_log,
+        FanOut(pool, [model.name for model in read_models], settings.public_url),
+        Sender(settings.alert_url_allow, settings.alert_timeout),
+        DeliveryPolicy(settings.alert_retry_schedule, settings.alert_failing_after),
+        on_outcome=metrics.alert_delivered,
+    )
+    supervisor.on_close(deliverer.close)  # after its loop is cancelled: closes run in reverse
     supervisor.on_close(supervisor.cancel_spawned)
     commit = GroupCommit(event_log, settings.batch_size, settings.max_pending, on_batch=metrics.batch_size.observe)
     commit.start()
@@ -116,15 +125,6 @@ async def _build(
         first_retry=settings.config_fetch_first_retry,
         batch_size=settings.projection_batch_size,
     )
-    deliverer = AlertDeliverer(
-        pool,
-        event_log,
-        FanOut(pool, [model.name for model in read_models], settings.public_url),
-        Sender(settings.alert_url_allow, settings.alert_timeout),
-        DeliveryPolicy(settings.alert_retry_schedule, settings.alert_failing_after),
-        on_outcome=metrics.alert_delivered,
-    )
-    supervisor.on_close(deliverer.close)
     wakes = [asyncio.Event() for _ in (*runners, config_fetches, deliverer)]
 
     def wake_all() -> None:

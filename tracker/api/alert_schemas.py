@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
@@ -10,11 +10,13 @@ from pydantic.json_schema import SkipJsonSchema
 from projections.alert_subscriptions import FORMATS, MIN_SEVERITIES
 from projections.health import SEVERITY
 from tracker.api.schemas import Closed, Taken, absent
+from tracker.domain.routing import MAX_ID_LENGTH
 from tracker.store.alert_deliveries import STATUSES
 
 Format = Literal[FORMATS]  # type: ignore[valid-type]
 Severity = Literal[MIN_SEVERITIES]  # type: ignore[valid-type]
 Code = Literal[tuple(sorted(SEVERITY))]  # type: ignore[valid-type]
+ProjectId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 MAX_DELAY = 86_400
 MAX_FILTERS = 100
 
@@ -26,7 +28,7 @@ class NewSubscription(Taken):
     """`webhook`: JSON signed as Standard Webhooks; `slack`: a message for a Slack incoming webhook."""
     min_severity: Severity = "degraded"
     """`unhealthy`: only the problems that make an installation unhealthy."""
-    project_ids: list[str] = Field(default_factory=list, max_length=MAX_FILTERS)
+    project_ids: list[ProjectId] = Field(default_factory=list, max_length=MAX_FILTERS)
     """Only issues of these projects (empty: every project; required for a token limited to projects)."""
     codes: list[Code] = Field(default_factory=list, max_length=MAX_FILTERS)  # type: ignore[valid-type]
     """Only issues with these reason codes (empty: every code)."""
