@@ -106,8 +106,11 @@ async def test_status_counts_events_quarantine_and_projection_lag(client: Client
     assert {p["name"]: (p["position"], p["lag"]) for p in after["projections"]} == {
         "installations": (1, 0), "connections": (1, 0), "destinations": (1, 0), "alert_subscriptions": (1, 0),
     }  # fmt: skip
-    assert after["alerts"] == {"subscriptions": {"active": 0, "failing": 0, "disabled": 0}, "failing": [],
-                               "pending": 0, "outbox": 0, "oldestWaitSeconds": None}  # fmt: skip
+    assert after["alerts"] == {
+        "subscriptions": {"active": 0, "failing": 0, "disabled": 0}, "failing": [], "outbox": 0,
+        "deliveries": {"pending": 0, "delivered": 0, "failed": 0, "suppressed": 0, "cancelled": 0},
+        "oldestWaitSeconds": None,
+    }  # fmt: skip
 
 
 async def test_with_an_api_token_every_v1_route_needs_it(make_tracker: MakeTracker) -> None:

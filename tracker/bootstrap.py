@@ -107,7 +107,6 @@ async def _build(
         FanOut(pool, [model.name for model in read_models], settings.public_url),
         Sender(settings.alert_url_allow, settings.alert_timeout),
         DeliveryPolicy(settings.alert_retry_schedule, settings.alert_failing_after),
-        on_outcome=metrics.alert_delivered,
     )
     supervisor.on_close(deliverer.close)  # after its loop is cancelled: closes run in reverse
     supervisor.on_close(supervisor.cancel_spawned)

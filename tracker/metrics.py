@@ -75,13 +75,6 @@ class Metrics:
             "Times this process started its dead embedded PostgreSQL again.",
             registry=self.registry,
         )
-        self.alert_deliveries = Counter(
-            "tracker_alert_deliveries",
-            "Alert deliveries this process settled, by outcome (delivered, failed, suppressed, cancelled), and the"
-            " attempts it will retry (retried).",
-            ("outcome",),
-            registry=self.registry,
-        )
         self._counters: dict[tuple[str, str, str], Counter] = {}
         self._histograms: dict[str, Histogram] = {}
         self._state = _State()
@@ -99,9 +92,6 @@ class Metrics:
             if (histogram := self._histograms.get(source)) is None:
                 histogram = self._histograms[source] = self.ingest_seconds.labels(source)
             histogram.observe(seconds)
-
-    def alert_delivered(self, outcome: str) -> None:
-        self.alert_deliveries.labels(outcome).inc()
 
     def observe_state(self, status: Mapping[str, Any] | None, health: Mapping[str, Any] | None) -> None:
         """What the next collection reports from the database: `Tracker.status()` and `Tracker.health()`,
@@ -229,12 +219,14 @@ def _alerts(alerts: Mapping[str, Any] | None) -> list[Metric]:
         "How long the oldest issue transition not yet delivered (or settled) has waited: in the outbox, or due.",
         value=alerts["oldestWaitSeconds"] or 0,
     )
-    pending = GaugeMetricFamily(
-        "tracker_alert_deliveries_pending",
-        "Alert deliveries not settled yet (due, or waiting to retry).",
-        value=alerts["pending"],
+    deliveries = GaugeMetricFamily(
+        "tracker_alert_deliveries",
+        "Alert deliveries by status: pending (due, or waiting to retry), delivered, failed, suppressed, cancelled.",
+        labels=("status",),
     )
-    return [subscriptions, age, pending]
+    for status, count in alerts["deliveries"].items():
+        deliveries.add_metric((status,), count)
+    return [subscriptions, age, deliveries]
 
 
 def _kinesis(streams: list[Mapping[str, Any]]) -> list[Metric]:

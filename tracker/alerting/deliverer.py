@@ -8,9 +8,10 @@ Deliveries to one subscription go out in order; subscriptions are served side by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -54,16 +55,12 @@ class AlertDeliverer:
         fan_out: FanOut,
         sender: Sender,
         delivery_policy: DeliveryPolicy,
-        *,
-        on_outcome: Callable[[str], None] = lambda outcome: None,
     ) -> None:
         self._pool = pool
         self._event_log = event_log
         self._fan_out = fan_out
         self._sender = sender
         self._policy = delivery_policy
-        self._on_outcome = on_outcome
-        """Counts each settled delivery and each retry by outcome (the metric)."""
         self._secrets: dict[str, str | None] = {}
 
     async def run_once(self) -> int:
@@ -81,7 +78,7 @@ class AlertDeliverer:
             async def serve(subscription_id: str, deliveries: Sequence[Delivery]) -> None:
                 async with gate:
                     for delivery in deliveries:
-                        await self._handle(delivery, active.get(subscription_id))
+                        await self._handle_safely(delivery, active.get(subscription_id))
 
             async with asyncio.TaskGroup() as group:
                 for subscription_id, deliveries in by_subscription.items():
@@ -113,6 +110,23 @@ class AlertDeliverer:
     async def close(self) -> None:
         await self._sender.close()
 
+    async def _handle_safely(self, delivery: Delivery, subscription: SubscriptionView | None) -> None:
+        """Handle one delivery; a failure of our own (a bug) counts as a failed attempt, retried on the schedule
+        like any other, and stops neither this subscription's other deliveries nor the other subscriptions'."""
+        try:
+            await self._handle(delivery, subscription)
+        except Exception as exc:
+            log.exception("alert delivery %s failed inside the tracker", delivery.id)
+            error = f"internal error: {type(exc).__name__}"
+            attempt = Attempt(datetime.now(UTC), None, error, None, None, 0)
+            verdict = policy.judge(None, error, delivery.attempt_count, self._policy.schedule, None)
+            with contextlib.suppress(Exception):  # the database itself may be what failed: then it stays pending
+                if verdict.kind == policy.RETRY:
+                    when = attempt.at + timedelta(seconds=verdict.delay)
+                    await alert_deliveries.retry_at(self._pool, delivery.id, when, attempt.record())
+                else:
+                    await self._settle(delivery, FAILED, verdict.reason, attempt)
+
     async def _handle(self, delivery: Delivery, subscription: SubscriptionView | None) -> None:
         if subscription is None:
             await self._settle(delivery, CANCELLED, "the subscription was deleted or disabled", None)
@@ -143,7 +157,6 @@ class AlertDeliverer:
         if verdict.kind == policy.RETRY:
             when = attempt.at + timedelta(seconds=verdict.delay)
             await alert_deliveries.retry_at(self._pool, delivery.id, when, attempt.record())
-            self._on_outcome("retried")
         elif verdict.kind == policy.GONE:
             await self._settle(delivery, FAILED, verdict.reason, attempt)
             sid = subscription.subscription_id
@@ -165,7 +178,6 @@ class AlertDeliverer:
 
     async def _settle(self, delivery: Delivery, status: str, outcome: str, attempt: Attempt | None) -> None:
         await alert_deliveries.settle(self._pool, delivery.id, status, outcome, attempt.record() if attempt else None)
-        self._on_outcome(status)
 
     async def _headers(self, delivery: Delivery, subscription: SubscriptionView) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "User-Agent": "ampersand-tracker"}

@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from tracker.api.alert_schemas import CreatedSubscription, DeliveryPage, SubscriptionList
 from tracker.api.alert_schemas import NewSubscription as NewSubscriptionBody
+from tracker.api.entities import MIN_POSITION, NOT_CAUGHT_UP, not_caught_up
 from tracker.api.keys import services_of
 from tracker.api.paging import PAGE, page_query
 from tracker.api.responses import error_response, json_response
@@ -54,10 +55,14 @@ async def subscribe(request: web.Request) -> web.Response:
 
 @routes.get(
     "/v1/alerts/subscriptions", Access.SCOPED, "The alert subscriptions (never their secrets)",
-    Answer("every subscription not deleted, oldest first", SubscriptionList),
+    Answer("every subscription not deleted, oldest first", SubscriptionList), parameters=(MIN_POSITION,),
+    errors={503: NOT_CAUGHT_UP},
 )  # fmt: skip
 async def list_subscriptions(request: web.Request) -> web.Response:
-    """A token limited to projects sees the subscriptions to its projects only."""
+    """A token limited to projects sees the subscriptions to its projects only. `?minPosition=` with a new
+    subscription's `position` waits until it is listed."""
+    if (waited := await not_caught_up(request)) is not None:
+        return waited
     items = await services_of(request).alerts.subscriptions(projects_of(request))
     return json_response({"items": items})
 

@@ -294,11 +294,21 @@ class FailingSubscription(Closed):
     error: str | None
 
 
+class AlertDeliveryCounts(Closed):
+    pending: int
+    """Due, or waiting to retry."""
+    delivered: int
+    failed: int
+    suppressed: int
+    """Not sent: a flap within `delaySeconds`, or a resolved alert whose opened one was not sent."""
+    cancelled: int
+    """Not sent: the subscription was deleted or disabled first."""
+
+
 class AlertsStatus(Closed):
     subscriptions: AlertSubscriptionCounts
     failing: list[FailingSubscription]
-    pending: int
-    """Deliveries not settled yet."""
+    deliveries: AlertDeliveryCounts
     outbox: int
     """Issue transitions not fanned out to subscriptions yet."""
     oldest_wait_seconds: float | None

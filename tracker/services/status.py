@@ -84,7 +84,7 @@ class Status:
         return {
             "subscriptions": await alert_subscriptions.counts(self._pool),
             "failing": await alert_subscriptions.failing(self._pool),
-            "pending": backlog.pending,
+            "deliveries": backlog.deliveries,
             "outbox": backlog.outbox,
             "oldestWaitSeconds": oldest,
         }

@@ -149,7 +149,8 @@ async def delivered(pool: Pool, subscription_id: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Backlog:
-    pending: int
+    deliveries: dict[str, int]
+    """Every delivery by status, each status named."""
     oldest_due: datetime | None
     """When the longest-waiting due delivery became due: its age is how far behind delivery is."""
     outbox: int
@@ -157,14 +158,17 @@ class Backlog:
 
 
 async def backlog(pool: Pool) -> Backlog:
+    counts = {row["status"]: row["n"] for row in await pool.fetch(
+        "SELECT status, count(*) AS n FROM alert_deliveries GROUP BY status"
+    )}  # fmt: skip
     row = await pool.fetchrow(
-        "SELECT (SELECT count(*) FROM alert_deliveries WHERE status = 'pending') AS pending,"
-        " (SELECT min(next_attempt_at) FROM alert_deliveries WHERE status = 'pending' AND next_attempt_at <= now())"
-        " AS oldest_due, (SELECT count(*) FROM alert_outbox) AS outbox,"
+        "SELECT (SELECT min(next_attempt_at) FROM alert_deliveries"
+        "  WHERE status = 'pending' AND next_attempt_at <= now()) AS oldest_due, (SELECT count(*) FROM alert_outbox) AS outbox,"
         " (SELECT min(recorded_at) FROM alert_outbox) AS oldest_outbox"
     )
     assert row is not None
-    return Backlog(row["pending"], row["oldest_due"], row["outbox"], row["oldest_outbox"])
+    deliveries = {status: counts.get(status, 0) for status in STATUSES}
+    return Backlog(deliveries, row["oldest_due"], row["outbox"], row["oldest_outbox"])
 
 
 async def listing(
