@@ -163,7 +163,8 @@ async def backlog(pool: Pool) -> Backlog:
     )}  # fmt: skip
     row = await pool.fetchrow(
         "SELECT (SELECT min(next_attempt_at) FROM alert_deliveries"
-        "  WHERE status = 'pending' AND next_attempt_at <= now()) AS oldest_due, (SELECT count(*) FROM alert_outbox) AS outbox,"
+        "  WHERE status = 'pending' AND next_attempt_at <= now()) AS oldest_due,"
+        " (SELECT count(*) FROM alert_outbox) AS outbox,"
         " (SELECT min(recorded_at) FROM alert_outbox) AS oldest_outbox"
     )
     assert row is not None
