@@ -1,22 +1,28 @@
-"""The dashboard: its page and assets without the token, the routes it reads, and a walk in Chromium."""
+"""The dashboard: its page and assets without the token, the routes it reads, and walks in Chromium."""
 
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from playwright.async_api import async_playwright, expect
 
 from tracker import Tracker
+from tracker.settings import Settings
 
+from .alert_receiver import Receiver
 from .conftest import MakeTracker
 from .notifications import config, connection_fields, installation_event, installation_fields, new_id, notification
+from .waiting import eventually
 
 Client = TestClient[web.Request, web.Application]
 TOKEN = "dashboard-t0ken"
@@ -41,15 +47,19 @@ async def test_the_page_and_its_assets_need_no_token_and_the_data_does(guarded: 
         assert page.content_type == "text/html"
         html = await page.text()
         assert 'data-token="required"' in html
+        assert '<a href="#/alerts">Alerts</a>' in html  # the header's way to the alerts page
         assert "script-src 'self'" in page.headers["Content-Security-Policy"]
         script = await client.get("/static/dashboard.js")
         assert script.status == 200
-        assert "v1/changes" in await script.text()
+        code = await script.text()
+        for route in ("v1/changes", '"v1/alerts/subscriptions"', "`v1/alerts/deliveries${"):
+            assert route in code, route
+        assert re.search(r"/\^\\/alerts", code), "the script no longer routes #/alerts"
         assert (await client.get("/static/dashboard.css")).status == 200
         assert (await client.get("/static/..%2Fdashboard.py")).status == 404
         assert (await client.get("/static/other.js")).status == 404
-        assert (await client.get("/v1/health")).status == 401
-        assert (await client.get("/v1/changes")).status == 401
+        for route in ("/v1/health", "/v1/changes", "/v1/alerts/subscriptions", "/v1/alerts/deliveries"):
+            assert (await client.get(route)).status == 401, route
 
 
 async def test_the_page_works_under_a_host_applications_prefix(tracker: Tracker) -> None:
@@ -212,3 +222,135 @@ async def test_an_operator_finds_the_unhealthy_installation_and_why(guarded: Tra
         finally:
             await browser.close()
     assert (tmp_path / "installation.png").stat().st_size > 0
+
+
+@contextlib.asynccontextmanager
+async def receivers(count: int) -> AsyncIterator[list[Receiver]]:
+    """`count` alert receivers on loopback, each on its own port, so each can be scripted alone."""
+    started: list[Receiver] = []
+    try:
+        for _ in range(count):
+            started.append(Receiver())
+            await started[-1].start()
+        yield started
+    finally:
+        for receiver in started:
+            await receiver.close()
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)")
+async def test_an_operator_sees_which_alerts_went_out_and_which_subscriptions_fail(
+    make_tracker: MakeTracker, tmp_path: Path
+) -> None:
+    async with receivers(3) as (told, gone, down):
+        gone.script.append((410, {}))
+        down.script.extend([(500, {})] * 3)  # then it waits 10 minutes: pending, and failing by then
+        settings = Settings(api_token=TOKEN, alert_url_allow=(told.url(""), gone.url(""), down.url("")),
+                            alert_retry_schedule=(0.05, 0.05, 600.0), alert_failing_after=0.05)  # fmt: skip
+        tracker = make_tracker(settings=settings, follow_projections=True)
+        await tracker.start()
+        installation_id = new_id("inst-alerted")
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with serve(tracker.web_app()) as base, aiohttp.ClientSession(base, headers=headers) as api:
+
+            async def subscribe(**body: Any) -> str:
+                async with api.post("/v1/alerts/subscriptions", json=body) as response:
+                    assert response.status == 201, await response.text()
+                    subscription_id: str = (await response.json())["id"]
+                    return subscription_id
+
+            async def folded() -> bool:
+                """Whether the three subscriptions are listed, so the page's first look finds them."""
+                async with api.get("/v1/alerts/subscriptions") as response:
+                    return len((await response.json())["items"]) == 3
+
+            await subscribe(url=told.url("told"), by="ops")
+            gone_id = await subscribe(url=gone.url("gone"))
+            await subscribe(url=down.url("down"), minSeverity="unhealthy", projectIds=["proj-1"],
+                            codes=["read_schedule_paused"])  # fmt: skip
+            await eventually(folded)
+            async with async_playwright() as playwright:
+                browser = await playwright.chromium.launch(executable_path=str(CHROMIUM))
+                try:
+                    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+                    errors: list[str] = []
+                    page.on("pageerror", lambda error: errors.append(str(error)))
+                    await page.goto(base)
+                    await page.fill("#token", TOKEN)
+                    await page.click("#token-form button[type=submit]")
+                    await expect(page.locator("#totals")).to_be_visible()
+                    assert await page.locator("#alerts-notice").count() == 0  # nothing wrong with alerts yet
+
+                    # From the header, by keyboard.
+                    header_link = page.locator("header nav a", has_text="Alerts")
+                    await header_link.focus()
+                    await page.keyboard.press("Enter")
+                    await expect(page.locator("h1.title")).to_have_text("Alerts")
+                    await expect(header_link).to_have_attribute("aria-current", "page")
+                    listed = page.locator("#alert-subscriptions tbody tr")
+                    await expect(listed).to_have_count(3)
+                    for shown in ("webhook", "degraded and worse", "every project", "every code", "by ops"):
+                        await expect(listed.filter(has_text=told.url("told"))).to_contain_text(shown)
+                    filtered = listed.filter(has_text=down.url("down"))
+                    for shown in ("unhealthy and worse", "projects proj-1", "codes read_schedule_paused"):
+                        await expect(filtered).to_contain_text(shown)
+                    for row in (told.url("told"), gone.url("gone"), down.url("down")):
+                        await expect(listed.filter(has_text=row)).to_contain_text("active")
+                    deliveries = page.locator("#alert-deliveries")
+                    await expect(deliveries).to_contain_text("No deliveries yet.")
+
+                    # An installation's schedule pauses: each subscription is told, as its receiver answers.
+                    fields = installation_fields(installation_id)
+                    await tracker.ingest(notification("installation.created", **fields, config=config()))
+                    await tracker.ingest(notification("read.schedule.paused", **fields, config=config(), error="auth"))
+                    about = deliveries.locator("tbody tr", has_text=installation_id)
+                    delivered = about.filter(has_text=told.url("told"))
+                    for shown in ("issue.opened", "installation", "read_schedule_paused", "delivered", "HTTP 200"):
+                        await expect(delivered).to_contain_text(shown, timeout=15_000)
+                    await expect(delivered.locator("td.num")).to_have_text("1")
+                    refused = about.filter(has_text=gone.url("gone"))
+                    await expect(refused).to_contain_text("failed", timeout=15_000)
+                    await expect(refused).to_contain_text("HTTP 410")
+                    retried = about.filter(has_text=down.url("down"))
+                    await expect(retried).to_contain_text("pending", timeout=15_000)
+                    await expect(retried).to_contain_text("next try in")
+                    await expect(retried.locator("td.num")).to_have_text("3")
+                    await expect(retried).to_contain_text("HTTP 500")
+
+                    # The subscriptions say so too, once their state is folded (the page asks again by itself).
+                    await expect(listed.filter(has_text=gone.url("gone"))).to_contain_text(
+                        "disabled: nothing more is sent; HTTP 410", timeout=15_000
+                    )
+                    failing = listed.filter(has_text=down.url("down"))
+                    await expect(failing).to_contain_text(re.compile(r"failing since .+: HTTP 500"), timeout=15_000)
+                    await expect(listed.filter(has_text=told.url("told"))).not_to_contain_text("failing")
+                    await page.screenshot(path=tmp_path / "alerts.png", full_page=True)
+
+                    # The overview points at them.
+                    await page.locator("header nav a", has_text="Overview").click()
+                    await expect(page.locator("#alerts-notice")).to_contain_text("1 failing, 1 disabled")
+                    await page.locator("#alerts-notice a").click()
+                    await expect(listed).to_have_count(3)
+
+                    # The change feed says nothing of subscriptions: the page asks again by itself.
+                    async with api.delete(f"/v1/alerts/subscriptions/{gone_id}") as response:
+                        assert response.status == 204
+                    await expect(listed).to_have_count(2, timeout=15_000)
+                    await expect(listed.filter(has_text=gone.url("gone"))).to_have_count(0)
+
+                    # A delivery leads to its installation.
+                    await delivered.get_by_role("link", name=installation_id).click()
+                    await expect(page.locator("h1.title")).to_contain_text(installation_id)
+
+                    # An error from the API is shown as the page shows any other.
+                    await page.route("**/v1/alerts/deliveries*", lambda route: route.fulfill(
+                        status=503, content_type="application/json", body='{"error": "the database is unreachable"}'
+                    ))  # fmt: skip
+                    await page.goto(f"{base}#/alerts")
+                    await expect(page.locator("#main .error")).to_have_text(
+                        "Could not load: the database is unreachable"
+                    )
+                    assert errors == []
+                finally:
+                    await browser.close()
+    assert (tmp_path / "alerts.png").stat().st_size > 0

@@ -47,6 +47,7 @@ PAGE = Template("""<!doctype html>
 <body data-token="$token">
 <header>
   <a class="brand" href="#/">Ampersand tracker</a>
+  <nav aria-label="Pages"><a href="#/">Overview</a> <a href="#/alerts">Alerts</a></nav>
   <span id="live" class="live off" title="live updates from /v1/changes">offline</span>
   <button id="forget-token" type="button" hidden>Forget token</button>
 </header>

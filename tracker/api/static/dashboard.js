@@ -8,6 +8,9 @@ const LIST_LIMIT = 100;
 const TIMELINE_EVENTS = 100;
 const REFRESH_DELAY_MS = 1500;
 const RECONNECT_MS = 3000;
+const ALERT_DELIVERIES = 20;
+// Deliveries and subscription states are not in /v1/changes: the alerts page asks again this often.
+const ALERTS_POLL_MS = 5000;
 const FILTERS = [
   ["projectId", "Project"],
   ["provider", "Provider"],
@@ -16,8 +19,9 @@ const FILTERS = [
 ];
 
 let token = sessionStorage.getItem(TOKEN_KEY);
-let current = null; // what the page shows: {render, concerns(change)}
+let current = null; // what the page shows: {render, concerns(change), page, poll}
 let refreshTimer = null;
+let pollTimer = null;
 let streaming = false;
 
 class Unauthorized extends Error {}
@@ -78,6 +82,22 @@ function when(value) {
   if (!value) return h("span", { class: "muted" }, "—");
   const date = new Date(value);
   return h("time", { datetime: value, title: value }, date.toLocaleString());
+}
+
+// A time as "3 min ago", the exact time on hover; ahead of now as "in 30 s".
+function ago(value) {
+  if (!value) return h("span", { class: "muted" }, "—");
+  const date = new Date(value);
+  const seconds = Math.round((date.getTime() - Date.now()) / 1000);
+  const units = [
+    ["day", 86400],
+    ["hour", 3600],
+    ["minute", 60],
+    ["second", 1],
+  ];
+  const [unit, size] = units.find(([, size]) => Math.abs(seconds) >= size) || units[units.length - 1];
+  const text = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" }).format(Math.round(seconds / size), unit);
+  return h("time", { datetime: value, title: `${date.toLocaleString()} (${value})` }, text);
 }
 
 function badge(status, text = status) {
@@ -197,10 +217,14 @@ const STATUSES = ["healthy", "degraded", "unhealthy", "deleted"];
 async function overview(filters) {
   const { projectId, provider, integrationId, groupRef } = filters;
   const listFilters = query({ projectId, provider, integrationId, groupRef, limit: LIST_LIMIT });
-  const [rollup, unhealthy, degraded] = await Promise.all([
+  const [rollup, unhealthy, degraded, alerting] = await Promise.all([
     api(`v1/integrations${query({ projectId, provider, groupRef })}`),
     api(`v1/installations${listFilters}&health=unhealthy`),
     api(`v1/installations${listFilters}&health=degraded`),
+    api("v1/alerts/subscriptions").catch((error) => {
+      if (error instanceof Unauthorized) throw error;
+      return { error };
+    }),
   ]);
   const integrations = rollup.items.filter((item) => !integrationId || item.integrationId === integrationId);
   const totals = Object.fromEntries([...STATUSES, "total"].map((status) => [status, 0]));
@@ -245,12 +269,34 @@ async function overview(filters) {
     "No installations match.",
   );
   return [
+    alertsNotice(alerting),
     filterForm(filters),
     counts,
     section("integrations", "Installations by integration", byIntegration),
     problemList("unhealthy", "Unhealthy installations", unhealthy),
     problemList("degraded", "Degraded installations", degraded),
   ];
+}
+
+// On the overview only when something is wrong with the alerts themselves: nobody is told of new issues.
+function alertsNotice(alerting) {
+  if (alerting.error) {
+    return h(
+      "p",
+      { id: "alerts-notice", class: "notice error" },
+      `Could not load the alert subscriptions: ${alerting.error.message}`,
+    );
+  }
+  const failing = alerting.items.filter((item) => item.failing && item.status === "active").length;
+  const disabled = alerting.items.filter((item) => item.status === "disabled").length;
+  if (!failing && !disabled) return null;
+  const told = [failing ? `${failing} failing` : null, disabled ? `${disabled} disabled` : null].filter(Boolean);
+  return h(
+    "p",
+    { id: "alerts-notice", class: "notice error" },
+    `Alert subscriptions: ${told.join(", ")}. `,
+    h("a", { href: "#/alerts" }, "See the alerts"),
+  );
 }
 
 function problemList(id, title, page) {
@@ -475,15 +521,167 @@ function timelineSection(events) {
   return section("timeline", "Timeline (newest first)", listed);
 }
 
+// ---- alerts -----------------------------------------------------------------------------------------
+
+async function alertsPage() {
+  const [subscriptions, deliveries] = await Promise.all([
+    api("v1/alerts/subscriptions"),
+    api(`v1/alerts/deliveries${query({ limit: ALERT_DELIVERIES })}`),
+  ]);
+  const urls = new Map(subscriptions.items.map((item) => [item.id, item.url]));
+  return [
+    h("h1", { class: "title" }, "Alerts"),
+    subscriptionsSection(subscriptions.items),
+    deliveriesSection(deliveries, urls),
+  ];
+}
+
+function subscriptionState(item) {
+  const state = [item.status === "disabled" ? badge("deleted", "disabled") : badge("healthy", "active")];
+  if (item.failing) state.push(" ", badge("unhealthy", "failing"));
+  if (item.status === "disabled") {
+    state.push(
+      h("div", { class: "error" }, "disabled: nothing more is sent", item.lastError ? `; ${item.lastError}` : ""),
+    );
+  } else if (item.failing) {
+    state.push(
+      h("div", { class: "error" }, "failing since ", when(item.failingSince), ": ", item.lastError || "no error given"),
+    );
+  }
+  return state;
+}
+
+function subscriptionFilters(item) {
+  return h(
+    "ul",
+    { class: "plain" },
+    h("li", {}, `${item.minSeverity} and worse`),
+    h("li", {}, item.projectIds.length ? ["projects ", item.projectIds.join(", ")] : "every project"),
+    h(
+      "li",
+      {},
+      item.codes.length ? ["codes ", item.codes.map((code, i) => [i ? ", " : "", h("code", {}, code)])] : "every code",
+    ),
+    item.delaySeconds ? h("li", {}, `not sent if resolved within ${item.delaySeconds} s`) : null,
+  );
+}
+
+function subscriptionsSection(items) {
+  const rows = items.map((item) =>
+    h(
+      "tr",
+      { class: item.status === "disabled" ? "disabled" : item.failing ? "failing" : "" },
+      h("td", {}, h("code", { class: "url" }, item.url), h("div", { class: "muted small" }, item.id)),
+      h("td", {}, item.format),
+      h("td", {}, subscriptionFilters(item)),
+      h("td", {}, subscriptionState(item)),
+      h(
+        "td",
+        {},
+        ago(item.createdAt),
+        item.createdBy ? h("div", { class: "muted small" }, `by ${item.createdBy}`) : null,
+      ),
+    ),
+  );
+  const none = "No alert subscriptions: create one with POST v1/alerts/subscriptions.";
+  return section(
+    "alert-subscriptions",
+    "Subscriptions",
+    table(["URL", "Format", "Filters", "State", "Created"], rows, none),
+  );
+}
+
+const DELIVERY_BADGES = {
+  delivered: "healthy",
+  pending: "degraded",
+  failed: "unhealthy",
+  suppressed: "deleted",
+  cancelled: "deleted",
+};
+
+function lastAttempt(delivery) {
+  const attempt = delivery.attempts[delivery.attempts.length - 1];
+  if (!attempt) return h("span", { class: "muted" }, "—");
+  const ok = attempt.statusCode !== null && attempt.statusCode < 300;
+  return [
+    attempt.statusCode !== null ? h("span", { class: ok ? "" : "error" }, `HTTP ${attempt.statusCode}`) : null,
+    attempt.error ? h("div", { class: "error" }, attempt.error) : null,
+    h("div", { class: "muted small" }, ago(attempt.at), `, ${attempt.durationMs} ms`),
+  ];
+}
+
+function deliveriesSection(page, urls) {
+  const rows = page.items.map((delivery) =>
+    h(
+      "tr",
+      { "data-delivery": delivery.id },
+      h("td", {}, ago(delivery.occurredAt)),
+      h("td", {}, h("code", {}, delivery.type)),
+      h(
+        "td",
+        {},
+        h("span", { class: "muted" }, delivery.entity, " "),
+        delivery.entity === "installation" ? installationLink(delivery.entityId) : delivery.entityId,
+      ),
+      h("td", {}, h("code", {}, delivery.code)),
+      h(
+        "td",
+        {},
+        badge(DELIVERY_BADGES[delivery.status] || "deleted", delivery.status),
+        // A delivered one's outcome is its last attempt's status code, shown beside it.
+        delivery.outcome && delivery.status !== "delivered"
+          ? h("div", { class: "muted small" }, delivery.outcome)
+          : null,
+        delivery.nextAttemptAt ? h("div", { class: "muted small" }, "next try ", ago(delivery.nextAttemptAt)) : null,
+      ),
+      h("td", { class: "num" }, delivery.attemptCount),
+      h("td", {}, lastAttempt(delivery)),
+      h(
+        "td",
+        {},
+        h(
+          "code",
+          { class: "url", title: delivery.subscriptionId },
+          urls.get(delivery.subscriptionId) || delivery.subscriptionId,
+        ),
+      ),
+    ),
+  );
+  const headings = [
+    "Occurred",
+    "Type",
+    "Entity",
+    "Code",
+    "Status",
+    ["Attempts", "num"],
+    "Last attempt",
+    "Subscription",
+  ];
+  const more = page.nextCursor
+    ? h("p", { class: "muted" }, `The ${page.items.length} most recent; v1/alerts/deliveries pages through the others.`)
+    : null;
+  return section(
+    "alert-deliveries",
+    "Recent deliveries (newest first)",
+    table(headings, rows, "No deliveries yet."),
+    more,
+  );
+}
+
 // ---- routing and refresh ----------------------------------------------------------------------------
 
 function route() {
   const hash = location.hash.replace(/^#/, "") || "/";
   const match = hash.match(/^\/installations\/([^?]+)/);
-  const view = { concerns: () => true };
-  view.render = match
-    ? () => installationPage(view, decodeURIComponent(match[1]))
-    : () => overview(filtersFrom(hash.split("?")[1] || ""));
+  const view = { concerns: () => true, page: "overview", poll: false };
+  if (match) {
+    view.page = "installation";
+    view.render = () => installationPage(view, decodeURIComponent(match[1]));
+  } else if (/^\/alerts\/?$/.test(hash)) {
+    view.page = "alerts";
+    view.render = alertsPage;
+    view.poll = true;
+  } else view.render = () => overview(filtersFrom(hash.split("?")[1] || ""));
   return view;
 }
 
@@ -495,12 +693,36 @@ async function show(view) {
     main.replaceChildren(...content);
   } catch (error) {
     if (error instanceof Unauthorized) return askForToken(token ? "That token was refused." : "");
+    if (view !== current) return;
     main.replaceChildren(h("p", { class: "error" }, `Could not load: ${error.message}`));
+  }
+  if (view.poll) schedulePoll(view);
+}
+
+function schedulePoll(view) {
+  clearTimeout(pollTimer);
+  pollTimer = setTimeout(() => {
+    if (view !== current) return;
+    // Not while the tab is hidden, nor while the keyboard is on the content: a new page would lose the place.
+    const main = document.getElementById("main");
+    if (document.hidden || main.contains(document.activeElement)) schedulePoll(view);
+    else show(view);
+  }, ALERTS_POLL_MS);
+}
+
+// The header's link to the page shown is marked, for screen readers and the eye.
+function markNavigation(page) {
+  const here = page === "alerts" ? "#/alerts" : "#/";
+  for (const link of document.querySelectorAll("header nav a")) {
+    if (link.getAttribute("href") === here) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
   }
 }
 
 function navigate() {
+  clearTimeout(pollTimer);
   current = route();
+  markNavigation(current.page);
   show(current);
 }
 
