@@ -31,6 +31,7 @@ from tracker.services.queries import Queries
 from tracker.services.rebuilds import Rebuilds
 from tracker.services.status import Status
 from tracker.settings import Settings
+from tracker.store.alert_outbox import NOTIFY_CHANNEL as ALERTS_CHANNEL
 from tracker.store.changes import ChangeFeed
 from tracker.store.database import Pool, create_pool
 from tracker.store.embedded import keep_embedded_postgres_running, start_embedded_postgres
@@ -101,13 +102,7 @@ async def _build(
     leaderships.append(alerts_leadership := Leadership(database_url, ALERTS_LEADERSHIP))
     for leadership in leaderships:
         supervisor.on_close(leadership.close)
-    deliverer = AlertDeliverer(
-        pool,
-        event_log,
-        FanOut(pool, [model.name for model in read_models], settings.public_url),
-        Sender(settings.alert_url_allow, settings.alert_timeout),
-        DeliveryPolicy(settings.alert_retry_schedule, settings.alert_failing_after),
-    )
+    deliverer = _deliverer(settings, pool, event_log, read_models)
     supervisor.on_close(deliverer.close)  # after its loop is cancelled: closes run in reverse
     supervisor.on_close(supervisor.cancel_spawned)
     commit = GroupCommit(event_log, settings.batch_size, settings.max_pending, on_batch=metrics.batch_size.observe)
@@ -124,7 +119,7 @@ async def _build(
         first_retry=settings.config_fetch_first_retry,
         batch_size=settings.projection_batch_size,
     )
-    wakes = [asyncio.Event() for _ in (*runners, config_fetches, deliverer)]
+    wakes = [asyncio.Event() for _ in (*runners, config_fetches)]
 
     def wake_all() -> None:
         for wake in wakes:
@@ -147,13 +142,10 @@ async def _build(
             supervisor.spawn(following, f"projection-{runner.model.name}")
         # Configs sent by URL are fetched where the projections run: never in the webhook's request.
         fetching = config_fetches.run_forever(
-            wakes[-2], settings.config_fetch_poll_interval, settings.config_fetch_min_interval
+            wakes[-1], settings.config_fetch_poll_interval, settings.config_fetch_min_interval
         )
         supervisor.own(fetching, "config-fetches")
-        delivering = while_leading(
-            alerts_leadership, lambda: deliverer.run_forever(wakes[-1], settings.alert_poll_interval), interval
-        )
-        supervisor.spawn(delivering, "alert-delivery")
+        _deliver_alerts(settings, database_url, deliverer, alerts_leadership, supervisor)
         supervisor.spawn(rebuilds.rebuild_outdated(), "rebuild-outdated")
     supervisor.on_close(change_feed.close)
     kinesis = None
@@ -192,3 +184,31 @@ async def _build(
         database_url, pool, event_log, quarantine, dead_letters, pipeline, runners, config_fetches, change_feed,
         kinesis, deliverer, services, supervisor,
     )  # fmt: skip
+
+
+def _deliverer(
+    settings: Settings, pool: Pool, event_log: EventLog, read_models: Sequence[ReadModel[Any]]
+) -> AlertDeliverer:
+    return AlertDeliverer(
+        pool,
+        event_log,
+        FanOut(pool, [model.name for model in read_models], settings.public_url),
+        Sender(settings.alert_url_allow, settings.alert_timeout),
+        DeliveryPolicy(settings.alert_retry_schedule, settings.alert_failing_after),
+    )
+
+
+def _deliver_alerts(
+    settings: Settings, database_url: str, deliverer: AlertDeliverer, leadership: Leadership, supervisor: Supervisor
+) -> None:
+    """Deliver while this process leads, woken by transitions written to the outbox (not by every append:
+    the deliverer has nothing to do before the read models have folded an event)."""
+    wake = asyncio.Event()
+    interval = settings.projection_poll_interval
+    supervisor.spawn(listen_for_appends(database_url, wake.set, interval, channel=ALERTS_CHANNEL), "alerts-listener")
+    delivering = while_leading(
+        leadership,
+        lambda: deliverer.run_forever(wake, settings.alert_poll_interval, settings.projection_min_interval),
+        interval,
+    )
+    supervisor.spawn(delivering, "alert-delivery")

@@ -88,10 +88,13 @@ class AlertDeliverer:
                 break
         return handled
 
-    async def run_forever(self, wake: asyncio.Event, poll_interval: float) -> None:
-        """Deliver, then sleep until an append wakes it, the next delivery is due, or the next poll."""
+    async def run_forever(self, wake: asyncio.Event, poll_interval: float, min_interval: float) -> None:
+        """Deliver, then sleep until new transitions wake it, the next delivery is due, or the next poll; rounds
+        start at least `min_interval` apart, so a burst of transitions is fanned out together."""
+        loop = asyncio.get_running_loop()
         backoff = poll_interval
         while True:
+            started = loop.time()
             wake.clear()
             try:
                 await self.run_once()
@@ -106,6 +109,7 @@ class AlertDeliverer:
             if next_due is not None:
                 wait = min(wait, max((next_due - datetime.now(UTC)).total_seconds(), 0.01))
             await woken(wake, wait)
+            await asyncio.sleep(max(0.0, started + min_interval - loop.time()))
 
     async def close(self) -> None:
         await self._sender.close()

@@ -13,6 +13,9 @@ from tracker.store.database import Connection
 _COLUMNS = (
     "position", "entity", "entity_id", "code", "transition", "project_id", "integration_id", "occurred_at", "issue",
 )  # fmt: skip
+NOTIFY_CHANNEL = "tracker_alerts"
+"""Notified in the transaction that writes transitions: the delivering process listens, so an alert leaves
+as soon as its issue changed, not at the next poll."""
 SAMPLE_SIZE = 20
 """Affected installations an alert names; it counts them all."""
 
@@ -32,8 +35,9 @@ class Transition:
 
 
 async def record_transitions(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Append transitions, one row each in `_COLUMNS` order."""
+    """Append transitions, one row each in `_COLUMNS` order, and wake the delivering process once they commit."""
     await conn.copy_records_to_table("alert_outbox", records=rows, columns=_COLUMNS)
+    await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
 
 
 async def take(conn: Connection, read_models: Sequence[str], limit: int) -> list[Transition]:
