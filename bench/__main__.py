@@ -19,11 +19,11 @@ from typing import Any
 
 import orjson
 
-from bench import bulk_import, change_streams, database, health, kinesis, latency, query, rebuild, webhook
+from bench import alerts, bulk_import, change_streams, database, health, kinesis, latency, query, rebuild, webhook
 from bench.harness import Load
 from bench.table import Row, render
 
-SCENARIOS = ("webhook", "import", "rebuild", "query", "latency", "health", "kinesis", "streams")
+SCENARIOS = ("webhook", "import", "rebuild", "query", "latency", "health", "kinesis", "streams", "alerts")
 """What `all` runs, in this order."""
 
 
@@ -38,6 +38,7 @@ class Plan:
     pace: latency.Pace
     stream: kinesis.Stream
     streams: change_streams.Streams
+    alerting: alerts.Alerting
 
 
 FULL = Plan(
@@ -50,6 +51,7 @@ FULL = Plan(
     latency.Pace(1_000, seconds=30, warmup=2),
     kinesis.Stream(100_000, baseline_records=4_000),
     change_streams.Streams(1_000, Load(requests=10_000, warmup=1_000, time_limit=60)),
+    alerts.Alerting(1_000, seconds=30, warmup=2),
 )
 QUICK = Plan(
     1,
@@ -61,6 +63,7 @@ QUICK = Plan(
     latency.Pace(1_000, seconds=4, warmup=1),
     kinesis.Stream(10_000, baseline_records=400, time_limit=30),
     change_streams.Streams(1_000, Load(requests=2_000, warmup=200, time_limit=30)),
+    alerts.Alerting(1_000, seconds=4, warmup=1),
 )
 
 
@@ -108,6 +111,10 @@ async def run(scenarios: list[str], plan: Plan, profile_dir: Path | None) -> tup
             held = await change_streams.measure(server, plan.streams, plan.repetitions, work)
             rows += change_streams.rows(held, plan.streams)
             details["streams"] = change_streams.as_json(held)
+        if "alerts" in scenarios:  # a database per run
+            alerted = await alerts.measure(server, plan.alerting, plan.repetitions, work)
+            rows += alerts.rows(alerted, plan.alerting)
+            details["alerts"] = alerts.as_json(alerted)
     return rows, details
 
 
@@ -119,7 +126,7 @@ def _context(plan: Plan) -> str:
         f" requests after {load.warmup:,} warm-up, {load.workers} senders; rebuild: {plan.log.events:,} events,"
         f" {plan.log.installations:,} installations; import: {plan.file.lines:,} NDJSON lines;"
         f" {query.summary(plan.sizes)}; {latency.summary(plan.pace)}; {health.summary(plan.fleet)};"
-        f" {kinesis.summary(plan.stream)}; {change_streams.summary(plan.streams)}"
+        f" {kinesis.summary(plan.stream)}; {change_streams.summary(plan.streams)}; {alerts.summary(plan.alerting)}"
     )
 
 

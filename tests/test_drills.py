@@ -24,7 +24,7 @@ from tracker.projecting.following import follow_while_leading
 from tracker.settings import Settings
 
 from .conftest import SECRET
-from .drills import crash, database_loss, flood, two_processes
+from .drills import alerts, crash, database_loss, flood, two_processes
 from .drills.audit import audit_log, audit_read_models
 from .drills.deliveries import Delivery, Record, Sender, plan, session
 from .drills.harness import setup
@@ -164,6 +164,73 @@ async def test_the_flood_drill_sheds_with_retry_after_and_serves_again(server_ur
     assert result.details["flood_statuses"].get("503", 0) > 0
     assert result.details["recovery_s"] is not None
     assert result.audit.stored == result.audit.acknowledged > 0
+
+
+async def test_the_alerts_drill_delivers_every_transition_through_an_outage_and_a_kill(
+    server_url: str, tmp_path: Path
+) -> None:
+    plan = alerts.AlertPlan(60, refused=1.0, unavailable=1.0)
+
+    result = passed(await alerts.run(setup(server_url, tmp_path, PORTS), plan))
+
+    told = result.details["alerts"]
+    assert (told["expected"], told["rows"], told["delivered"], told["received"], told["lost"]) == (
+        120,
+        120,
+        120,
+        120,
+        0,
+    )
+    assert told["duplicates"] >= 1  # the request whose answer the SIGKILL cut off, sent again
+    assert told["refused_attempts"] > 0
+    assert told["unavailable_attempts"] > 0
+    assert result.audit.acknowledged == result.audit.stored == 120
+    assert sum(note.startswith("SIGKILL of the delivering process") for note in result.notes) == 1
+
+
+def _heard(
+    webhook_id: str, transition: str, connection_id: str, status: int = 200, body: bytes = b"{}"
+) -> alerts.Heard:
+    return alerts.Heard(0.0, webhook_id, (transition, "connection", connection_id, alerts.CODE), body, status)
+
+
+def test_the_alert_audit_passes_at_least_once_and_fails_a_loss_a_second_id_and_a_resolved_sent_early() -> None:
+    expected = {(kind, "connection", c, alerts.CODE) for c in ("c1", "c2") for kind in ("opened", "resolved")}
+    rows = {key: f"msg_{key[0]}_{key[2]}" for key in expected}
+    held = _heard("msg_opened_c1", "opened", "c1")
+    fine = [
+        _heard("msg_opened_c1", "opened", "c1", status=503),
+        held,
+        _heard("msg_opened_c1", "opened", "c1"),  # sent again after the kill: a duplicate, not a failure
+        _heard("msg_resolved_c1", "resolved", "c1"),
+        _heard("msg_opened_c2", "opened", "c2"),
+        _heard("msg_resolved_c2", "resolved", "c2"),
+    ]
+    passing = alerts.AlertAudit(4, refused_attempts=1, unavailable_attempts=1)
+    alerts.audit_heard(passing, expected, rows, fine, held)
+    assert passing.problems == []
+    assert (passing.received, passing.lost, passing.duplicates) == (4, 0, 1)
+
+    wrong = [
+        _heard("msg_resolved_c1", "resolved", "c1"),  # before its opened one was taken
+        held,
+        _heard("msg_other", "opened", "c1"),  # the same transition under a second webhook-id
+        _heard("msg_opened_c2", "opened", "c2", body=b"{}"),
+        _heard("msg_opened_c2", "opened", "c2", body=b"{ }"),  # another body under the same id
+    ]
+    failing = alerts.AlertAudit(4)
+    alerts.audit_heard(failing, expected, rows, wrong, held)
+    assert failing.lost == 1  # c2's resolved
+    found = [problem.split(", e.g.")[0] for problem in failing.problems]
+    assert found == [
+        "1 transitions never taken by the receiver",
+        "1 transitions received under two webhook-ids or more",
+        "1 transitions received under another webhook-id than their row's",
+        "1 webhook-ids sent with different bodies",
+        "1 resolved alerts sent before their opened one was taken",
+        "msg_opened_c1, whose answer the SIGKILL cut off, was not sent again",
+        "the outage was not seen: 0 attempts refused, 0 answered 503",
+    ]
 
 
 class _SlowToStop:

@@ -25,13 +25,13 @@ import orjson
 
 from bench.database import server_url
 
-from . import crash, database_loss, flood, two_processes
+from . import alerts, crash, database_loss, flood, two_processes
 from .audit import Audit
 from .harness import Setup, setup
 from .report import DrillResult, render
 from .trackers import Ports
 
-DRILLS = ("crash", "database-loss", "two-processes", "flood")
+DRILLS = ("crash", "database-loss", "two-processes", "flood", "alerts")
 EMBEDDED_DIR = Path(tempfile.gettempdir()) / "tracker-drills-postgres"
 """The drills' shared server when TRACKER_DATABASE_URL is not set (database-loss starts one of its own)."""
 
@@ -42,6 +42,7 @@ class Plan:
     outage: database_loss.OutagePlan
     two: two_processes.TwoPlan
     flood: flood.FloodPlan
+    alerts: alerts.AlertPlan
 
 
 FULL = Plan(
@@ -49,12 +50,14 @@ FULL = Plan(
     database_loss.OutagePlan(20_000, outage=10.0),
     two_processes.TwoPlan(20_000),
     flood.FloodPlan(seconds=30.0, probe_seconds=10.0),
+    alerts.AlertPlan(500),
 )
 QUICK = Plan(
     crash.CrashPlan(2_000, installations=200),
     database_loss.OutagePlan(2_000, outage=3.0, installations=200),
     two_processes.TwoPlan(2_000, installations=200),
     flood.FloodPlan(seconds=3.0, probe_seconds=2.0, max_in_flight=2_000, max_pending=500, installations=200),
+    alerts.AlertPlan(100, refused=1.0, unavailable=1.0),
 )
 """A few seconds of each: what `tests/test_drills.py` runs, at about this size."""
 
@@ -65,6 +68,7 @@ def drill(name: str, plan: Plan) -> Callable[[Setup], Awaitable[DrillResult]]:
         "database-loss": lambda where: database_loss.run(where, plan.outage),
         "two-processes": lambda where: two_processes.run(where, plan.two),
         "flood": lambda where: flood.run(where, plan.flood),
+        "alerts": lambda where: alerts.run(where, plan.alerts),
     }
     return runs[name]
 
@@ -94,7 +98,9 @@ def context(plan: Plan, quick: bool) -> str:
         f" {'quick' if quick else 'full'} drills: crash {plan.crash.deliveries:,} deliveries"
         f" ({plan.crash.redeliveries:.0%} redeliveries, shuffled), {plan.crash.kills} kills;"
         f" database-loss {plan.outage.deliveries:,}, down {plan.outage.outage:.0f} s;"
-        f" two-processes {plan.two.deliveries:,}; flood {plan.flood.factor:.0f}x for {plan.flood.seconds:.0f} s"
+        f" two-processes {plan.two.deliveries:,}; flood {plan.flood.factor:.0f}x for {plan.flood.seconds:.0f} s;"
+        f" alerts {plan.alerts.transitions:,} transitions, receiver down {plan.alerts.refused:.0f} s refusing"
+        f" + {plan.alerts.unavailable:.0f} s 503, 1 kill"
     )
 
 
