@@ -62,6 +62,8 @@ class AlertDeliverer:
         self._sender = sender
         self._policy = delivery_policy
         self._secrets: dict[str, str | None] = {}
+        self._gone: set[str] = set()
+        """Subscriptions whose receiver answered 410 in this process: what a round still holds for them is not sent."""
 
     async def run_once(self) -> int:
         """Fan out what the outbox holds and send what is due; return how many deliveries were handled."""
@@ -132,7 +134,7 @@ class AlertDeliverer:
                     await self._settle(delivery, FAILED, verdict.reason, attempt)
 
     async def _handle(self, delivery: Delivery, subscription: SubscriptionView | None) -> None:
-        if subscription is None:
+        if subscription is None or subscription.subscription_id in self._gone:
             await self._settle(delivery, CANCELLED, "the subscription was deleted or disabled", None)
             return
         if delivery.transition == RESOLVED:
@@ -164,6 +166,7 @@ class AlertDeliverer:
         elif verdict.kind == policy.GONE:
             await self._settle(delivery, FAILED, verdict.reason, attempt)
             sid = subscription.subscription_id
+            self._gone.add(sid)
             await subscription_events.mark(self._event_log, sid, SubscriptionDisabled, {"error": verdict.reason})
             await alert_deliveries.cancel_pending(self._pool, sid, "the receiver answered 410 Gone")
             return
