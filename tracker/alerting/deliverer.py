@@ -36,6 +36,8 @@ DUE_BATCH = 500
 """Due deliveries read at a time."""
 CONCURRENCY = 32
 """Subscriptions served at once; each sends its own deliveries one after the other, in order."""
+HELD_BACK_RECHECK = 0.05
+"""Seconds before looking again at transitions a read model has not folded past yet."""
 _NUDGE = timedelta(milliseconds=1)
 
 
@@ -102,12 +104,13 @@ class AlertDeliverer:
                 await self.run_once()
                 backoff = poll_interval
                 next_due = await alert_deliveries.next_due(self._pool)
+                held_back = await self._fan_out.held_back()
             except Exception:  # the loop must outlive a failure: log it, back off, try again
                 log.exception("alert delivery failed; retrying in %.0f s", backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
-            wait = poll_interval
+            wait = HELD_BACK_RECHECK if held_back else poll_interval
             if next_due is not None:
                 wait = min(wait, max((next_due - datetime.now(UTC)).total_seconds(), 0.01))
             await woken(wake, wait)

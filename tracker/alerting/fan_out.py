@@ -35,6 +35,11 @@ class FanOut:
                 break
         return total
 
+    async def held_back(self) -> bool:
+        """Whether transitions are left that wait for a read model to fold past them: their runner's commit
+        sends no NOTIFY of its own, so the deliverer looks again soon instead of at its next poll."""
+        return await alert_outbox.any_left(self._pool)
+
     async def _batch(self) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
             transitions = await alert_outbox.take(conn, self._read_models, BATCH)

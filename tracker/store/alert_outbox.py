@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tracker.store.database import Connection
+from tracker.store.database import Connection, Pool
 
 _COLUMNS = (
     "position", "entity", "entity_id", "code", "transition", "project_id", "integration_id", "occurred_at", "issue",
@@ -60,10 +60,10 @@ async def forget(conn: Connection, ids: Sequence[int]) -> None:
     await conn.execute("DELETE FROM alert_outbox WHERE id = ANY($1::bigint[])", list(ids))
 
 
-async def oldest(conn: Connection) -> datetime | None:
-    """When the oldest transition not yet fanned out was recorded."""
-    value: datetime | None = await conn.fetchval("SELECT min(recorded_at) FROM alert_outbox")
-    return value
+async def any_left(conn: Connection | Pool) -> bool:
+    """Whether transitions wait in the outbox: after a fan-out, ones some read model has not folded past yet."""
+    found: bool = await conn.fetchval("SELECT EXISTS (SELECT FROM alert_outbox)")
+    return found
 
 
 _AFFECTED = {
