@@ -18,7 +18,7 @@ import orjson
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from bench import alerts, bulk_log, library_projection, payloads
+from bench import alert_receiver, alert_traffic, alerts, bulk_log, library_projection, payloads
 from bench.harness import new_secret
 from bench.library_receiver import TABLE as LIBRARY_TABLE
 from bench.library_receiver import Library, library_env
@@ -111,7 +111,9 @@ def test_the_probe_sees_a_position_at_the_first_checkpoint_past_it() -> None:
 
 
 def test_the_alert_load_refreshes_each_connection_a_gap_after_its_error_and_the_rest_opens_nothing() -> None:
-    load = alerts.notifications(alerts.Alerting(100, seconds=10, warmup=0, share=0.1, gap=1.0, installations=50), 1)
+    load = alert_traffic.notifications(
+        alerts.Alerting(100, seconds=10, warmup=0, share=0.1, gap=1.0, installations=50), 1
+    )
 
     assert len(load) == 1_000
     pairs = [(index, pair) for index, (_, pair) in enumerate(load) if pair is not None]
@@ -122,7 +124,8 @@ def test_the_alert_load_refreshes_each_connection_a_gap_after_its_error_and_the_
     assert len(errors) == 50  # 50 connections, each errs once
     quiet = [notification for notification, pair in load if pair is None]
     assert all(
-        n["notificationType"] in alerts.QUIET or (n["notificationType"] == "write.async.done" and n["data"]["success"])
+        n["notificationType"] in alert_traffic.QUIET
+        or (n["notificationType"] == "write.async.done" and n["data"]["success"])
         for n in quiet
     )
 
@@ -137,7 +140,7 @@ def test_the_alert_transitions_expected_open_resolve_and_reopen_in_log_order() -
         [12, 1.2, "conn-a", "refreshed"],
     ]
 
-    assert alerts.expected_transitions(pairs) == {
+    assert alert_receiver.expected_transitions(pairs) == {
         1: (("opened", "conn-a", 0), 0.1),
         3: (("opened", "conn-b", 0), 0.3),
         5: (("resolved", "conn-a", 0), 0.5),
@@ -150,7 +153,7 @@ def _alert(secret: str, at: float, webhook_id: str, transition: str, reopened: i
     body = orjson.dumps(
         {
             "type": f"issue.{transition}",
-            "data": {"issue": {"entityId": "conn-a", "code": alerts.CODE, "reopened": reopened}},
+            "data": {"issue": {"entityId": "conn-a", "code": alert_receiver.CODE, "reopened": reopened}},
         }
     ).decode()
     now = datetime.now(UTC)
@@ -167,17 +170,19 @@ def test_an_alert_is_timed_from_its_notification_and_one_signed_otherwise_or_und
         _alert(secret, 11.25, "msg_5", "resolved"),
     ]
 
-    good = alerts.told(pairs, heard, rows, secret, timed_from=10.0, last_due=11.5)
+    good = alert_receiver.told(pairs, heard, rows, secret, timed_from=10.0, last_due=11.5)
 
     assert good.problems == []
     assert (good.expected, good.delivered, good.received, good.duplicates) == (2, 2, 2, 1)
     assert (good.p50_ms, good.p99_ms, good.drain_s) == (250.0, 500.0, -0.25)
     assert good.per_second == pytest.approx(2 / 1.5)
-    late = alerts.told(pairs, heard, rows, secret, timed_from=10.6, last_due=11.0)  # the first is not timed
+    late = alert_receiver.told(pairs, heard, rows, secret, timed_from=10.6, last_due=11.0)  # the first is not timed
     assert (late.p50_ms, late.p99_ms, late.per_second) == (250.0, 250.0, 0.0)
 
     forged = [_alert(new_secret(), 10.5, "msg_1", "opened"), _alert(secret, 11.25, "msg_5", "opened")]
-    bad = alerts.told(pairs, forged, [*rows[:1], ("msg_5", 5, "pending")], secret, timed_from=0.0, last_due=11.0)
+    bad = alert_receiver.told(
+        pairs, forged, [*rows[:1], ("msg_5", 5, "pending")], secret, timed_from=0.0, last_due=11.0
+    )
 
     assert bad.received == 0
     assert bad.problems == [

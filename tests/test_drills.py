@@ -24,7 +24,8 @@ from tracker.projecting.following import follow_while_leading
 from tracker.settings import Settings
 
 from .conftest import SECRET
-from .drills import alerts, crash, database_loss, flood, two_processes
+from .drills import alert_audit, alerts, crash, database_loss, flood, two_processes
+from .drills.alert_receiver import Heard
 from .drills.audit import audit_log, audit_read_models
 from .drills.deliveries import Delivery, Record, Sender, plan, session
 from .drills.harness import setup
@@ -188,14 +189,12 @@ async def test_the_alerts_drill_delivers_every_transition_through_an_outage_and_
     assert sum(note.startswith("SIGKILL of the delivering process") for note in result.notes) == 1
 
 
-def _heard(
-    webhook_id: str, transition: str, connection_id: str, status: int = 200, body: bytes = b"{}"
-) -> alerts.Heard:
-    return alerts.Heard(0.0, webhook_id, (transition, "connection", connection_id, alerts.CODE), body, status)
+def _heard(webhook_id: str, transition: str, connection_id: str, status: int = 200, body: bytes = b"{}") -> Heard:
+    return Heard(0.0, webhook_id, (transition, "connection", connection_id, alert_audit.CODE), body, status)
 
 
 def test_the_alert_audit_passes_at_least_once_and_fails_a_loss_a_second_id_and_a_resolved_sent_early() -> None:
-    expected = {(kind, "connection", c, alerts.CODE) for c in ("c1", "c2") for kind in ("opened", "resolved")}
+    expected = {(kind, "connection", c, alert_audit.CODE) for c in ("c1", "c2") for kind in ("opened", "resolved")}
     rows = {key: f"msg_{key[0]}_{key[2]}" for key in expected}
     held = _heard("msg_opened_c1", "opened", "c1")
     fine = [
@@ -206,8 +205,8 @@ def test_the_alert_audit_passes_at_least_once_and_fails_a_loss_a_second_id_and_a
         _heard("msg_opened_c2", "opened", "c2"),
         _heard("msg_resolved_c2", "resolved", "c2"),
     ]
-    passing = alerts.AlertAudit(4, refused_attempts=1, unavailable_attempts=1)
-    alerts.audit_heard(passing, expected, rows, fine, held)
+    passing = alert_audit.AlertAudit(4, refused_attempts=1, unavailable_attempts=1)
+    alert_audit.audit_heard(passing, expected, rows, fine, held)
     assert passing.problems == []
     assert (passing.received, passing.lost, passing.duplicates) == (4, 0, 1)
 
@@ -218,8 +217,8 @@ def test_the_alert_audit_passes_at_least_once_and_fails_a_loss_a_second_id_and_a
         _heard("msg_opened_c2", "opened", "c2", body=b"{}"),
         _heard("msg_opened_c2", "opened", "c2", body=b"{ }"),  # another body under the same id
     ]
-    failing = alerts.AlertAudit(4)
-    alerts.audit_heard(failing, expected, rows, wrong, held)
+    failing = alert_audit.AlertAudit(4)
+    alert_audit.audit_heard(failing, expected, rows, wrong, held)
     assert failing.lost == 1  # c2's resolved
     found = [problem.split(", e.g.")[0] for problem in failing.problems]
     assert found == [
