@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from tracker import Tracker
 from tracker.settings import Settings
 
 from .alert_receiver import Receiver
+from .conftest import throwaway_database
 from .notifications import config, connection_fields, installation_fields, new_id, notification
 from .waiting import eventually
 
@@ -326,17 +328,42 @@ async def test_the_slack_format_names_the_customers_and_links_to_the_dashboard(
     assert message["blocks"][0]["text"]["text"].startswith("*:red_circle: read_schedule_paused opened")
 
 
-async def test_a_following_tracker_delivers_by_itself(make_tracker: Callable[..., Tracker], receiver: Receiver) -> None:
-    """The delivery loop runs beside the runners, leads, and is woken by appends."""
-    settings = Settings(alert_url_allow=(receiver.url(""),))
-    tracker = make_tracker(settings=settings, follow_projections=True)
-    await tracker.start()
-    async with TestClient(TestServer(tracker.web_app())) as api:
-        await subscribe(api, url=receiver.url())
-        await tracker.ingest(notification("connection.error", **connection_fields(new_id("conn")), errors=["x"]))
+async def test_a_following_tracker_delivers_by_itself(server_url: str, receiver: Receiver, tmp_path: Path) -> None:
+    """The delivery loop runs beside the runners, leads, and is woken by the outbox's NOTIFY. On a database of
+    its own: a process another test left on the shared one could lead the delivery, with settings of its own."""
+    async with throwaway_database(server_url, "alerts_following") as url:
+        settings = Settings(database_url=url, alert_url_allow=(receiver.url(""),))
+        async with (
+            Tracker(settings, data_dir=tmp_path, follow_projections=True) as tracker,
+            TestClient(TestServer(tracker.web_app())) as api,
+        ):
+            await subscribe(api, url=receiver.url())
+            await tracker.ingest(notification("connection.error", **connection_fields(new_id("conn")), errors=["x"]))
 
-        async def received() -> int:
-            return len(receiver.received)
+            async def received() -> int:
+                return len(receiver.received)
 
-        assert await eventually(received, describe=lambda: _seen(receiver)) == 1
-        assert receiver.received[0].json["type"] == "issue.opened"
+            async def seen() -> str:
+                return f"{await _seen(receiver)}; deliveries {await deliveries(api)}; status {await tracker.status()}"
+
+            assert await eventually(received, describe=seen) == 1
+            assert receiver.received[0].json["type"] == "issue.opened"
+
+
+async def test_transitions_wait_for_every_read_model_even_one_that_never_folded(
+    alerting: Tracker, api: TestClient[web.Request, web.Application], receiver: Receiver
+) -> None:
+    """A subscription is matched from its read model: a transition taken before that read model has folded the
+    subscription would find no one to tell, and be lost."""
+    await subscribe(api, url=receiver.url())
+    await alerting.ingest(notification("connection.error", **connection_fields(new_id("conn")), errors=["x"]))
+    for runner in alerting.runners:
+        if runner.model.name != "alert_subscriptions":
+            await runner.catch_up()
+    await alerting.components.deliverer.run_once()
+    async with alerting.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM alert_outbox") == 1
+    assert receiver.received == []
+
+    await deliver(alerting)
+    assert [received.json["type"] for received in receiver.received] == ["issue.opened"]

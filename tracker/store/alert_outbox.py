@@ -44,11 +44,13 @@ async def take(conn: Connection, read_models: Sequence[str], limit: int) -> list
     """The oldest transitions that every read model has folded past, locked until the transaction ends.
 
     Waiting for every read model means a connection's error is told with the installations on it, and a
-    subscription created before a transition is known when the transition is matched.
+    subscription created before a transition is known when the transition is matched. A read model that has
+    no checkpoint yet (its runner has not folded a batch) has folded nothing: it holds everything back.
     """
     rows = await conn.fetch(
         f"SELECT id, {', '.join(_COLUMNS)} FROM alert_outbox"
-        " WHERE position <= (SELECT coalesce(min(position), 0) FROM projection_checkpoints WHERE name = ANY($1))"
+        " WHERE position <= (SELECT min(coalesce(c.position, 0)) FROM unnest($1::text[]) AS m(name)"
+        "  LEFT JOIN projection_checkpoints c ON c.name = m.name)"
         " ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
         list(read_models),
         limit,
