@@ -27,6 +27,18 @@ ALERTS_SOURCE = "alerts"
 """What the delivering process's events say they came from."""
 
 
+_MARKS: dict[type[SubscriptionEvent], tuple[str, bool]] = {
+    DeliveryFailing: ("failing", True),
+    DeliveryRecovered: ("failing", False),
+    SubscriptionDisabled: ("disabled", True),
+}
+"""What each mark the delivering process records sets on the aggregate: recorded only when it changes it."""
+
+
+class _AlreadySoError(Exception):
+    """The subscription already is what the mark would make it (or was deleted): nothing to record."""
+
+
 @dataclass(frozen=True, slots=True)
 class NewSubscription:
     url: str
@@ -79,21 +91,16 @@ async def mark(
 ) -> Appended | None:
     """Record that deliveries to a subscription are failing, recovered, or were refused for good (410);
     None when the subscription is already so, or deleted."""
-    wanted = {DeliveryFailing: ("failing", True), DeliveryRecovered: ("failing", False),
-              SubscriptionDisabled: ("disabled", True)}[event_class]  # fmt: skip
-
-    class AlreadySo(Exception):
-        pass
+    attribute, value = _MARKS[event_class]
 
     def decide(subscription: AlertSubscription) -> None:
-        attribute, value = wanted
         if subscription.deleted or getattr(subscription, attribute) == value:
-            raise AlreadySo
+            raise _AlreadySoError
 
     try:
         event = own_event(event_class, subscription_id, data, ALERTS_SOURCE)
         return await decide_and_append(event_log, AlertSubscription, event, decide)
-    except (AlreadySo, LookupError):
+    except (_AlreadySoError, LookupError):
         return None
 
 
