@@ -12,20 +12,16 @@ from __future__ import annotations
 import asyncio
 import gc
 import random
-import secrets
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import asyncpg
 import orjson
-from standardwebhooks.webhooks import Webhook
 
 from bench import payloads
-from bench.loadgen import Request
+from bench.loadgen import Request, signed
 from bench.pacer import Probe
 from bench.stats import percentile
 
@@ -74,26 +70,6 @@ def notifications(alerting: Alerting, seed: int) -> list[tuple[dict[str, Any], P
         out.append((notification, (notification["data"]["connectionId"], kind.removeprefix("connection."))))
         slot += 1
     return out
-
-
-def signed(url: str, bodies: Sequence[dict[str, Any]], secret: str) -> list[Request]:
-    """Sign every notification up front with a run-unique svix-id, as `bench.loadgen.prepare` does."""
-    signer = Webhook(secret)
-    now = datetime.now(tz=UTC)
-    stamp = str(int(now.timestamp()))
-    run = secrets.token_hex(4)
-    requests: list[Request] = []
-    for index, notification in enumerate(bodies):
-        body = orjson.dumps(notification)
-        msg_id = f"msg_{run}_{index:07d}"
-        headers = {
-            "svix-id": msg_id,
-            "svix-timestamp": stamp,
-            "svix-signature": signer.sign(msg_id, now, body.decode()),
-            "content-type": "application/json",
-        }
-        requests.append((url, body, headers))
-    return requests
 
 
 # The paced sender, a process of its own.

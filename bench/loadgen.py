@@ -16,10 +16,11 @@ import asyncio
 import secrets
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
@@ -53,13 +54,18 @@ class LoadResult:
 
 
 def prepare(url: str, count: int, secret: str, installations: int, seed: int) -> list[Request]:
-    """Build and sign `count` requests; run-unique svix-ids so repetitions never dedupe each other."""
+    """Build and sign `count` requests."""
+    return signed(url, payloads.stream(count, installations, seed), secret)
+
+
+def signed(url: str, notifications: Iterable[dict[str, Any]], secret: str) -> list[Request]:
+    """Sign each notification up front; run-unique svix-ids so repetitions never dedupe each other."""
     signer = Webhook(secret)
     now = datetime.now(tz=UTC)
     stamp = str(int(now.timestamp()))
     run = secrets.token_hex(4)
     requests: list[Request] = []
-    for index, notification in enumerate(payloads.stream(count, installations, seed)):
+    for index, notification in enumerate(notifications):
         body = orjson.dumps(notification)
         msg_id = f"msg_{run}_{index:07d}"
         headers = {
