@@ -20,6 +20,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from tracker import Tracker
+from tracker.api.openapi import ROUTES
 from tracker.ingest.parsing import MAX_DEPTH, SchemaError, parse_record, parse_webhook_body
 
 from .conftest import SECRET, MakeTracker
@@ -266,3 +267,18 @@ async def test_fifty_slow_clients_do_not_keep_a_normal_request_from_being_served
         for writer, task in slow:
             task.cancel()
             writer.close()
+
+
+async def test_a_nul_in_the_body_of_a_route_that_stores_it_is_a_400(served: tuple[Tracker, Client]) -> None:
+    """An operator's `by` or note, a subscription's URL or projects: jsonb cannot hold a NUL (a 500 before)."""
+    tracker, client = served
+    stored = [route for route in ROUTES if route.body is not None and route.access.changes]
+    assert {route.path for route in stored} >= {"/v1/alerts/subscriptions", "/v1/quarantine/{id}"}
+    before = await tracker.pool.fetchval("SELECT count(*) FROM events")
+    body = {"by": "ada\u0000", "note": "why\u0000", "url": "https://example.com/\u0000", "projectIds": ["p\u0000"]}
+    for route in stored:
+        path = re.sub(r"\{[^}]*\}", "x", route.path)
+        response = await client.request(route.method, path, json=body, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert response.status == 400, (route.method, route.path, response.status, await response.text())
+        assert "NUL" in (await response.json())["error"]
+    assert await tracker.pool.fetchval("SELECT count(*) FROM events") == before

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from tracker.api import changes, webhook
 from tracker.api.auth import bearer_auth, changes_guard
-from tracker.api.guards import refuse_nul, unavailable_is_503
+from tracker.api.guards import refuse_nul, refuse_nul_in_bodies, unavailable_is_503
 from tracker.api.keys import SERVICES
 from tracker.api.openapi import ROUTES
 from tracker.api.routing import add_routes
@@ -30,6 +30,6 @@ def create_api(services: Callable[[], Services], settings: Settings) -> web.Appl
     if tokens:
         api.middlewares.append(bearer_auth(tokens, declared))
     # Innermost, the check a change makes: where the handlers made it, after a NUL or an outage is answered.
-    api.middlewares.extend((unavailable_is_503, refuse_nul, changes_guard(declared)))
+    api.middlewares.extend((unavailable_is_503, refuse_nul, changes_guard(declared), refuse_nul_in_bodies(declared)))
     changes.setup(api, settings.max_change_streams)
     return api

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+import orjson
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from tracker.api.responses import error_response
+from tracker.api.routing import Declared, route_of
 from tracker.store.errors import UNAVAILABLE_ERRORS, StoreUnavailableError
 
 log = logging.getLogger(__name__)
@@ -21,6 +24,42 @@ async def refuse_nul(request: web.Request, handler: Handler) -> web.StreamRespon
     if any("\x00" in value for value in values):
         return error_response(400, "the path or the query contains a NUL character (%00)")
     return await handler(request)
+
+
+def refuse_nul_in_bodies(declared: Declared) -> Middleware:
+    """A NUL in the JSON body of a route that stores what it is given (an operator's note, a subscription)
+    would fail in PostgreSQL's jsonb, as a 500. The webhook is not one of them: it keeps what it refuses."""
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        route = route_of(request, declared)
+        if route is not None and route.body is not None and route.access.changes and has_nul(await request.read()):
+            return error_response(400, "the body contains a NUL character (\\u0000), which cannot be stored")
+        return await handler(request)
+
+    return check
+
+
+def has_nul(body: bytes) -> bool:
+    """Whether a JSON body holds a NUL in a string or a key (JSON carries one only as the escape `\\u0000`).
+    A body that is not JSON holds none here: its handler says what is wrong with it."""
+    if b"\\u0000" not in body:
+        return False
+    try:
+        stack: list[Any] = [orjson.loads(body)]
+    except orjson.JSONDecodeError:
+        return False
+    while stack:  # no recursion: a body may nest as deep as orjson reads
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 @web.middleware
