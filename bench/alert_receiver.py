@@ -21,8 +21,8 @@ import uvloop
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from bench.alert_traffic import percentile_ms
 from bench.children import LOOPBACK
+from bench.stats import percentile_ms
 
 CODE = "connection_error"
 

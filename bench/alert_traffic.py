@@ -13,6 +13,7 @@ import asyncio
 import gc
 import random
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +23,8 @@ import orjson
 
 from bench import payloads
 from bench.loadgen import Request, signed
-from bench.pacer import Probe
-from bench.stats import percentile
+from bench.pacer import Probe, send_paced
+from bench.stats import percentile_ms
 
 if TYPE_CHECKING:
     import argparse
@@ -107,33 +108,22 @@ async def pace(alerting: Alerting, args: argparse.Namespace) -> dict[str, Any]:
     conn = await asyncpg.connect(args.database_url)
     probe = Probe(conn)
     probing = asyncio.create_task(probe.run())
-    errors: dict[str, int] = {}
     connector = aiohttp.TCPConnector(limit=args.connections)
     cpu_before, wall_before = time.process_time(), time.perf_counter()
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
-        start = time.perf_counter() + 0.05
         sends: list[Paced] = []
-        tasks = []
-        for index, request in enumerate(requests):
-            due = start + index / args.rate
-            if (delay := due - time.perf_counter()) > 0:
-                await asyncio.sleep(delay)
+
+        def send(_index: int, request: Request, due: float) -> Awaitable[None]:
             sends.append(paced := Paced(due))
-            tasks.append(asyncio.create_task(_post(session, request, paced)))
-        for outcome in await asyncio.gather(*tasks, return_exceptions=True):
-            if isinstance(outcome, BaseException):
-                errors[type(outcome).__name__] = errors.get(type(outcome).__name__, 0) + 1
+            return _post(session, request, paced)
+
+        errors = await send_paced(requests, args.rate, send)
         await probe.reach(max((paced.position for paced in sends), default=0), _SETTLE_TIMEOUT)
         wall, cpu = time.perf_counter() - wall_before, time.process_time() - cpu_before
     probing.cancel()
     await asyncio.gather(probing, return_exceptions=True)
     await conn.close()
     return _paced(alerting, sends, of_pairs, probe, errors=errors, cpu=cpu, wall=wall)
-
-
-def percentile_ms(values: list[float], fraction: float) -> float | None:
-    """The `fraction` percentile of `values` (seconds), in milliseconds; None if there are none."""
-    return percentile(sorted(values), fraction) * 1e3 if values else None
 
 
 def _paced(

@@ -22,6 +22,7 @@ import asyncio
 import bisect
 import contextlib
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ import orjson
 import uvloop
 
 from bench.loadgen import Request, prepare
-from bench.stats import percentile
+from bench.stats import percentile_ms
 from projections import READ_MODELS
 
 _PROBE_INTERVAL = 0.002
@@ -153,30 +154,41 @@ async def _shows(session: aiohttp.ClientSession, base: str, sent: Sent, query: s
     return not sent.stale
 
 
+async def send_paced(
+    requests: Sequence[Request], rate: float, send: Callable[[int, Request, float], Awaitable[None]]
+) -> dict[str, int]:
+    """Start `send(index, request, due)` for each request at its due time, `rate` a second, open loop (a slow
+    answer delays no later send); return the errors the sends raised, counted by type."""
+    start = time.perf_counter() + 0.05
+    tasks = []
+    for index, request in enumerate(requests):
+        due = start + index / rate
+        if (delay := due - time.perf_counter()) > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(send(index, request, due)))
+    errors: dict[str, int] = {}
+    for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            errors[type(outcome).__name__] = errors.get(type(outcome).__name__, 0) + 1
+    return errors
+
+
 async def pace(args: argparse.Namespace) -> PaceResult:
     count = round(args.rate * (args.warmup + args.seconds))
     requests = prepare(f"{args.url}/webhooks/ampersand", count, args.secret, args.installations, args.seed)
     conn = await asyncpg.connect(args.database_url)
     probe = Probe(conn)
     probing = asyncio.create_task(probe.run())
-    errors: dict[str, int] = {}
     connector = aiohttp.TCPConnector(limit=args.connections)
     cpu_before, wall_before = time.process_time(), time.perf_counter()
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
-        start = time.perf_counter() + 0.05
         sends: list[Sent] = []
-        tasks = []
-        for index, request in enumerate(requests):
-            due = start + index / args.rate
-            if (delay := due - time.perf_counter()) > 0:
-                await asyncio.sleep(delay)
-            sent = Sent(due)
-            sends.append(sent)
-            sample = index % args.sample_every == 0
-            tasks.append(asyncio.create_task(_send(session, args.url, request, sent, sample)))
-        for outcome in await asyncio.gather(*tasks, return_exceptions=True):
-            if isinstance(outcome, BaseException):
-                errors[type(outcome).__name__] = errors.get(type(outcome).__name__, 0) + 1
+
+        def send(index: int, request: Request, due: float) -> Awaitable[None]:
+            sends.append(sent := Sent(due))
+            return _send(session, args.url, request, sent, index % args.sample_every == 0)
+
+        errors = await send_paced(requests, args.rate, send)
         await probe.reach(max((sent.position for sent in sends), default=0), _SETTLE_TIMEOUT)
         wall, cpu = time.perf_counter() - wall_before, time.process_time() - cpu_before
         probing.cancel()
@@ -186,10 +198,6 @@ async def pace(args: argparse.Namespace) -> PaceResult:
         for sent in checked:
             await _shows(session, args.url, sent)
     return _result(args, sends, probe, errors=errors, checked=len(checked), cpu=cpu, wall=wall)
-
-
-def _ms(values: list[float], fraction: float) -> float | None:
-    return percentile(values, fraction) * 1e3 if values else None
 
 
 def _result(
@@ -228,14 +236,14 @@ def _result(
         errors=errors,
         achieved_rate=(len(sends) - 1) / span if span else 0.0,
         max_send_lag_ms=max((sent.started - sent.due for sent in sends), default=0.0) * 1e3,
-        visible_p50_ms=_ms(visible, 0.50),
-        visible_p99_ms=_ms(visible, 0.99),
+        visible_p50_ms=percentile_ms(visible, 0.50),
+        visible_p99_ms=percentile_ms(visible, 0.99),
         visible_max_ms=visible[-1] * 1e3 if visible else None,
-        answered_p50_ms=_ms(answered, 0.50),
-        answered_p99_ms=_ms(answered, 0.99),
+        answered_p50_ms=percentile_ms(answered, 0.50),
+        answered_p99_ms=percentile_ms(answered, 0.99),
         api_sampled=len(api),
-        api_p50_ms=_ms(api, 0.50),
-        api_p99_ms=_ms(api, 0.99),
+        api_p50_ms=percentile_ms(api, 0.50),
+        api_p99_ms=percentile_ms(api, 0.99),
         checked=checked,
         stale=sum(sent.stale for sent in sends),
         probes=probe.reads,

@@ -38,3 +38,8 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
         raise ValueError(msg)
     rank = max(1, round(fraction * len(sorted_values)))
     return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def percentile_ms(seconds: Sequence[float], fraction: float) -> float | None:
+    """The `fraction` percentile of durations in seconds, in milliseconds; None if there are none."""
+    return percentile(sorted(seconds), fraction) * 1e3 if seconds else None
