@@ -3,16 +3,13 @@ streak. Only the delivering process writes them; the API lists them."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from tracker.store.database import Connection, Pool
-from tracker.store.views import BadCursorError, Page
+from tracker.store.views import Page, decode_keyset, encode_keyset
 
 PENDING, DELIVERED, FAILED, SUPPRESSED, CANCELLED = "pending", "delivered", "failed", "suppressed", "cancelled"
 STATUSES = (PENDING, DELIVERED, FAILED, SUPPRESSED, CANCELLED)
@@ -187,7 +184,7 @@ async def listing(
     if status is not None:
         conditions.append(f"status = {param(status)}")
     if cursor is not None:
-        created_at, delivery_id = _decode(cursor)
+        created_at, (delivery_id,) = decode_keyset(cursor, 1)
         conditions.append(f"(created_at, id) < ({param(created_at)}, {param(delivery_id)})")
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     rows = await pool.fetch(
@@ -207,21 +204,4 @@ async def listing(
         for r in rows
     ]  # fmt: skip
     last = rows[-1] if more else None
-    return Page(items, _encode(last["created_at"], last["id"]) if last else None)
-
-
-def _encode(created_at: datetime, delivery_id: str) -> str:
-    key = orjson.dumps([created_at.isoformat(), delivery_id])
-    return base64.urlsafe_b64encode(key).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> tuple[datetime, str]:
-    try:
-        created_at, delivery_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        instant = datetime.fromisoformat(created_at)
-        if instant.tzinfo is None or not isinstance(delivery_id, str) or "\x00" in delivery_id:
-            raise ValueError(cursor)
-        return instant, delivery_id
-    except (ValueError, TypeError, OverflowError, orjson.JSONDecodeError):
-        msg = "cursor is not one this API returned"
-        raise BadCursorError(msg) from None
+    return Page(items, encode_keyset(last["created_at"], last["id"]) if last else None)

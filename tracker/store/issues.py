@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from tracker.store.database import Pool
-from tracker.store.views import BadCursorError, Page
+from tracker.store.views import Page, decode_keyset, encode_keyset
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,26 +31,6 @@ _OF_INSTALLATION = (
 )
 
 
-def _encode(changed_at: datetime, entity: str, entity_id: str, code: str) -> str:
-    key = orjson.dumps([changed_at.isoformat(), entity, entity_id, code])
-    return base64.urlsafe_b64encode(key).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> tuple[datetime, str, str, str]:
-    try:
-        changed_at, entity, entity_id, code = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        parts = str(entity), str(entity_id), str(code)
-        if any("\x00" in part for part in parts):
-            raise ValueError(cursor)
-        instant = datetime.fromisoformat(changed_at)
-        if instant.tzinfo is None:
-            raise ValueError(cursor)
-        return instant.astimezone(UTC), *parts  # out of range (year 1 east of UTC): OverflowError
-    except (ValueError, TypeError, OverflowError, orjson.JSONDecodeError):
-        msg = "cursor is not one this API returned"
-        raise BadCursorError(msg) from None
-
-
 class Issues:
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
@@ -74,7 +50,8 @@ class Issues:
         if filters.installation_id is not None:
             conditions.append(_OF_INSTALLATION.format(p=param(filters.installation_id)))
         if cursor is not None:
-            after = [param(part) for part in _decode(cursor)]
+            changed_at, (entity, entity_id, code) = decode_keyset(cursor, 3)
+            after = [param(part) for part in (changed_at, entity, entity_id, code)]
             conditions.append(f"(changed_at, entity, entity_id, code) < ({', '.join(after)})")
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         rows = await self._pool.fetch(
@@ -90,7 +67,9 @@ class Issues:
             for r in rows
         ]  # fmt: skip
         last = rows[-1] if more else None
-        cursor_out = _encode(last["changed_at"], last["entity"], last["entity_id"], last["code"]) if last else None
+        cursor_out = (
+            encode_keyset(last["changed_at"], last["entity"], last["entity_id"], last["code"]) if last else None
+        )
         return Page(items, cursor_out)
 
     async def open_by_code(self, project_id: str | None, projects: Collection[str] | None = None) -> dict[str, int]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
 from projections.health import STATUSES, served_health
 from tracker.domain.config import without_query
@@ -127,6 +129,26 @@ def decode_cursor(cursor: str) -> str:
         msg = "cursor is not one this API returned"
         raise BadCursorError(msg)
     return decoded.removeprefix(_CURSOR_PREFIX)
+
+
+def encode_keyset(at: datetime, *parts: str) -> str:
+    """The cursor after the row `(at, *parts)` of a list kept in that order (newest first)."""
+    return base64.urlsafe_b64encode(orjson.dumps([at.isoformat(), *parts])).decode().rstrip("=")
+
+
+def decode_keyset(cursor: str, parts: int) -> tuple[datetime, tuple[str, ...]]:
+    """The instant (in UTC) and the `parts` strings of a cursor `encode_keyset` made; BadCursorError otherwise."""
+    try:
+        at, *strings = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if len(strings) != parts or not all(isinstance(part, str) and "\x00" not in part for part in strings):
+            raise ValueError(cursor)
+        instant = datetime.fromisoformat(at)
+        if instant.tzinfo is None:
+            raise ValueError(cursor)
+        return instant.astimezone(UTC), tuple(strings)  # out of range (year 1 east of UTC): OverflowError
+    except (ValueError, TypeError, OverflowError, orjson.JSONDecodeError):
+        msg = "cursor is not one this API returned"
+        raise BadCursorError(msg) from None
 
 
 class Views:
