@@ -16,6 +16,7 @@ from projections.read_model import ReadModel, View
 from tracker.projecting.folding import Told
 from tracker.store.alert_outbox import record_transitions
 from tracker.store.database import Connection
+from tracker.store.issues import served
 from tracker.turns import give_way
 
 YIELD_EVERY = 200
@@ -79,13 +80,10 @@ class ViewStore(Generic[View]):
         for item in told:
             issue = item.transition.issue
             project_id, integration_id = self.model.issue_scope(item.view)
-            served = {
-                "entity": self.model.entity, "entityId": item.key, "projectId": project_id,
-                "integrationId": integration_id, **_issue_adapter.dump_python(issue, by_alias=True, mode="json",
-                                                                               exclude={"position"}),
-            }  # fmt: skip
+            doc = _issue_adapter.dump_python(issue, by_alias=True, mode="json", exclude={"position"})
+            shown = served(self.model.entity, item.key, project_id, integration_id, doc)
             rows.append((issue.position, self.model.entity, item.key, issue.code, item.transition.kind, project_id,
-                         integration_id, issue.changed_at, served))  # fmt: skip
+                         integration_id, issue.changed_at, shown))  # fmt: skip
         await record_transitions(conn, rows)
 
     async def copy(self, conn: Connection, views: list[View]) -> None:

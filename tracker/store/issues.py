@@ -31,6 +31,13 @@ _OF_INSTALLATION = (
 )
 
 
+def served(
+    entity: str, entity_id: str, project_id: str | None, integration_id: str | None, doc: dict[str, Any]
+) -> dict[str, Any]:
+    """An issue as `GET /v1/issues` serves it (and an alert carries it): whose it is, then its stored document."""
+    return {"entity": entity, "entityId": entity_id, "projectId": project_id, "integrationId": integration_id, **doc}
+
+
 class Issues:
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
@@ -61,11 +68,7 @@ class Issues:
         )
         more = len(rows) > limit
         rows = rows[:limit]
-        items = [
-            {"entity": r["entity"], "entityId": r["entity_id"], "projectId": r["project_id"],
-             "integrationId": r["integration_id"], **r["doc"]}
-            for r in rows
-        ]  # fmt: skip
+        items = [served(r["entity"], r["entity_id"], r["project_id"], r["integration_id"], r["doc"]) for r in rows]
         last = rows[-1] if more else None
         cursor_out = (
             encode_keyset(last["changed_at"], last["entity"], last["entity_id"], last["code"]) if last else None
