@@ -229,6 +229,8 @@ async def test_a_deleted_subscription_is_told_nothing_more(
 ) -> None:
     created = await subscribe(api, url=receiver.url())
     await alerting.catch_up()
+    listed = (await (await api.get("/v1/alerts/subscriptions")).json())["items"]
+    assert listed == [{key: value for key, value in created.items() if key != "secret"}]  # as the read model has it
     response = await api.delete(f"/v1/alerts/subscriptions/{created['id']}")
     assert response.status == 204
     assert (await api.delete(f"/v1/alerts/subscriptions/{created['id']}")).status == 404

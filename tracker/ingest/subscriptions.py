@@ -18,6 +18,7 @@ from tracker.domain.alerts import (
     SubscriptionEvent,
     Unsubscribed,
 )
+from tracker.domain.recorded import Recorded
 from tracker.ingest.operator import MAX_TEXT, DeletedEntityError, decide_and_append, load, own_event
 from tracker.store.event_log import Appended, EventLog
 
@@ -55,7 +56,8 @@ class Created:
     subscription_id: str
     secret: str | None
     """The webhook format's signing secret: told once, to whoever created the subscription."""
-    appended: Appended
+    recorded: Recorded
+    """The event as the log holds it: what the read model folds."""
 
 
 async def subscribe(event_log: EventLog, request: NewSubscription) -> Created:
@@ -71,7 +73,9 @@ async def subscribe(event_log: EventLog, request: NewSubscription) -> Created:
     data = asked if secret is None else {**asked, "secret": secret}
     event = own_event(Subscribed, subscription_id, data, "operator", raw=asked)  # the raw bytes hold no secret
     appended = await event_log.append_expecting(event, 0)
-    return Created(subscription_id, secret, appended)
+    recorded = Recorded(appended.position, appended.stream_id, appended.version, event.notification_type, event.data,
+                        event.received_at)  # fmt: skip
+    return Created(subscription_id, secret, recorded)
 
 
 async def unsubscribe(event_log: EventLog, subscription_id: str, by: str | None) -> Appended:

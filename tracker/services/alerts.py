@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from projections.alert_subscriptions import SUBSCRIPTIONS
 from tracker.ingest import subscriptions
 from tracker.ingest.subscriptions import Created, NewSubscription
 from tracker.ingest.url_guard import ConfigRefusedError, check_url
@@ -34,13 +34,9 @@ class Alerts:
             msg = "url must be https on a public address (or under a prefix of TRACKER_ALERT_URL_ALLOW)"
             raise RefusedURLError(msg) from None
         created = await subscriptions.subscribe(self._event_log, request)
-        shown = {
-            "id": created.subscription_id, "url": shown_url(request.url, request.format), "format": request.format,
-            "minSeverity": request.min_severity, "projectIds": list(request.project_ids), "codes": list(request.codes),
-            "delaySeconds": request.delay_seconds, "status": "active", "failing": False, "failingSince": None,
-            "lastError": None, "createdAt": datetime.now(UTC).isoformat(), "createdBy": request.by,
-            "position": created.appended.position,
-        }  # fmt: skip
+        view = SUBSCRIPTIONS.evolve(None, created.recorded)  # what the list will serve once it is folded
+        assert view is not None
+        shown = served(SUBSCRIPTIONS.adapter.dump_python(view, by_alias=True, mode="json"))
         return created, shown
 
     async def unsubscribe(self, subscription_id: str, by: str | None) -> Appended:
